@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Centralized CTC recipe: conv + BiGRU encoder, character CTC, greedy decoding.
+
+Run::
+
+    python train.py hparams/train.yaml --data_folder=/path/to/LibriSpeech --number_of_epochs=2
+    python train.py hparams/synthetic.yaml          # generates the embedded corpus if absent
+
+Writes ``<output_folder>/results.json`` (schema in the README).
+"""
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from speechbrain.decoders import ctc_greedy_decode
+from speechbrain.utils.metric_stats import ErrorRateStats
+
+from speechfl.data.dataset import make_dataset, make_loader
+from speechfl.experiment.corpus import prepare_corpus
+from speechfl.experiment.hparams import load_hparams
+from speechfl.experiment.results import centralized_results
+from speechfl.io import atomic_write_json
+from speechfl.metrics.asr import summarize, transcribe
+from speechfl.models.asr import count_parameters
+from speechfl.models.objective import ctc_objective
+
+logger = logging.getLogger(__name__)
+
+
+class CTCBrain(sb.Brain):
+    """Brain for CTC ASR: only the four hooks, the loop is SpeechBrain's ``fit``."""
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        feats, lens = batch.feats
+        if stage == sb.Stage.TRAIN and self.hparams.augment is not None:
+            feats = self.hparams.augment(feats)
+        return self.modules.model(feats, lens)
+
+    def compute_objectives(self, out, batch, stage):
+        tokens, token_lens = batch.tokens
+        loss = ctc_objective(out, tokens, token_lens, blank=self.hparams.tokenizer.blank_id)
+        if stage != sb.Stage.TRAIN:
+            seqs = ctc_greedy_decode(out.log_probs, out.lengths, blank_id=self.hparams.tokenizer.blank_id)
+            hyps = [self.hparams.tokenizer.decode(s).split() for s in seqs]
+            refs = [w.split() for w in batch.wrd]
+            self.wer_metric.append(batch.id, hyps, refs)
+            self.cer_metric.append(batch.id, hyps, refs)
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        if stage != sb.Stage.TRAIN:
+            self.wer_metric = ErrorRateStats()
+            self.cer_metric = ErrorRateStats(split_tokens=True)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        stats["WER"] = self.wer_metric.summarize("error_rate")
+        stats["CER"] = self.cer_metric.summarize("error_rate")
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats=self.train_stats, valid_stats=stats)
+            self.history.append({"epoch": epoch, "train_loss": self.train_stats["loss"],
+                                 "valid_loss": stage_loss, "valid_wer": stats["WER"], "valid_cer": stats["CER"]})
+            self.checkpointer.save_and_keep_only(meta={"CER": stats["CER"]}, min_keys=["CER"])
+
+
+def dataio_prepare(hparams):
+    """Manifests -> DynamicItemDatasets with cached Fbank ``feats`` and CTC ``tokens``."""
+    corpus = prepare_corpus(hparams)
+    hparams["tokenizer"] = corpus.tokenizer
+    datasets = {role: make_dataset(csv, corpus.tokenizer, corpus.cache) for role, csv in corpus.manifests.items()}
+    # Sorting by duration makes padded batches tight (SpeechBrain recipes do the same).
+    datasets["train"] = datasets["train"].filtered_sorted(sort_key="duration")
+    return corpus, datasets
+
+
+def main(argv):
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
+    torch.manual_seed(hparams["seed"])
+    start = time.time()
+    corpus, datasets = dataio_prepare(hparams)
+
+    brain = CTCBrain(modules={"model": hparams["model"]}, opt_class=hparams["opt_class"], hparams=hparams,
+                     run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    brain.history = []
+    loader_opts = {"batch_size": hparams["batch_size"], "shuffle": True,
+                   "collate_fn": sb.dataio.batch.PaddedBatch}
+    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
+              train_loader_kwargs=loader_opts, valid_loader_kwargs={"batch_size": hparams["batch_size"]})
+    train_seconds = time.time() - start
+
+    # Test with the best checkpoint, scored utterance by utterance for the by-group tables.
+    brain.checkpointer.recover_if_possible(min_key="CER")
+    test_loader = make_loader(datasets["test"], hparams["batch_size"], shuffle=False)
+    records = transcribe(brain.modules.model, test_loader, corpus.tokenizer, brain.device)
+    results = centralized_results(
+        config=hparams_file, overrides=overrides, test=summarize(records), model=brain.modules.model,
+        seconds=time.time() - start, train_seconds=train_seconds, history=brain.history,
+    )
+    atomic_write_json(Path(hparams["output_folder"]) / "results.json", results)
+    logger.info("test WER %.2f CER %.2f", results["test"]["wer"], results["test"]["cer"])
+    print(f"test WER {results['test']['wer']:.2f}%  CER {results['test']['cer']:.2f}%  "
+          f"(results: {Path(hparams['output_folder']) / 'results.json'})")
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

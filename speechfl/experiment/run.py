@@ -1,0 +1,113 @@
+"""Run one federated (or centralized-reference) experiment from hparams -> results.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Dict
+
+import torch
+
+from speechfl.experiment.results import SCHEMA_VERSION, config_section, model_section
+from speechfl.federated.setup import FederatedSetup, build_setup
+from speechfl.io import atomic_torch_save, atomic_write_json
+from speechfl.metrics.asr import records_to_dicts, summarize, transcribe
+
+logger = logging.getLogger(__name__)
+
+
+def communication_section(history, dim: int) -> Dict:
+    up = sum(r["bytes_up"] for r in history)
+    down = sum(r["bytes_down"] for r in history)
+    n_updates = sum(len(r["clients"]) for r in history)
+    fp32 = 4 * dim * n_updates
+    return {
+        "bytes_up_total": up,
+        "bytes_down_total": down,
+        "fp32_bytes_up_total": fp32,
+        "compression_ratio_up": fp32 / up if up else None,
+        "compression_ratio_down": fp32 / down if down else None,
+    }
+
+
+def run_federated(hparams: dict, hparams_file: str, overrides, progress: bool = True) -> Dict:
+    """Build, train (engine from ``hparams['engine']``), test, and write ``results.json``."""
+    start = time.time()
+    out = Path(hparams["output_folder"])
+    out.mkdir(parents=True, exist_ok=True)
+    setup = build_setup(hparams, progress=progress)
+    engine = hparams.get("engine", "inprocess")
+    if engine == "flower-sim":
+        from speechfl.federated.flower.run import run_flower_simulation
+
+        history, global_flat = run_flower_simulation(setup, hparams_file, overrides, out, progress=progress)
+    else:
+        from speechfl.federated.simulation import Simulation
+
+        sim = Simulation(setup, out, progress=progress)
+        history = sim.run()
+        global_flat = sim.server.global_flat
+    return finalize(setup, history, global_flat, hparams_file, overrides, out, time.time() - start)
+
+
+def finalize(setup: FederatedSetup, history, global_flat, hparams_file, overrides, out: Path, seconds: float) -> Dict:
+    """Test the final global model and write model.pt + results.json."""
+    from speechfl.federated.update import load_flat_params
+
+    load_flat_params(setup.model, setup.layout, global_flat.to(setup.device))
+    atomic_torch_save(setup.model.state_dict(), out / "model.pt")
+    records = transcribe(setup.model, setup.eval_loader("test"), setup.corpus.tokenizer, setup.device)
+    test = summarize(records)
+    results = {
+        "schema": SCHEMA_VERSION,
+        "kind": "centralized" if setup.hparams.get("engine") == "centralized" else "federated",
+        "engine": setup.hparams.get("engine", "inprocess"),
+        "config": config_section(hparams_file, overrides),
+        "model": model_section(setup.model),
+        "seconds": seconds,
+        "client_seconds_per_round": (sum(r["client_seconds"] for r in history) / len(history)) if history else None,
+        "partition": dict(setup.partition.to_dict(), malicious=sorted(setup.malicious),
+                          genders={c: sorted({setup.genders[s] for s in spk})
+                                   for c, spk in setup.partition.clients.items()}),
+        "rounds": history,
+        "communication": communication_section(history, setup.layout.dim),
+        "test": test,
+    }
+    extra = test_under_attack(setup)
+    if extra:
+        results["attack"] = extra
+    if setup.dp_user is not None and history:
+        results["privacy_budget"] = {"user_level_epsilon": history[-1].get("epsilon"),
+                                     "delta": float(setup.hparams["dp_user"].get("delta", 1e-3))}
+    atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / "test_utterances.json", records_to_dicts(records))
+    return results
+
+
+def test_under_attack(setup: FederatedSetup) -> Dict:
+    """Robustness metrics: which attack ran and, for a backdoor, its success rate on triggered test audio."""
+    if not setup.malicious:
+        return {}
+    info = {"malicious_clients": sorted(setup.malicious)}
+    if setup.update_attack is not None:
+        info["update_attack"] = getattr(setup.update_attack, "name", type(setup.update_attack).__name__)
+    if setup.data_attack:
+        info["data_attack"] = dict(setup.data_attack)
+        if setup.data_attack.get("name") == "backdoor":
+            from speechfl.robustness.poisoning import backdoor_success
+
+            info["backdoor_success"] = backdoor_success(setup)
+    return info
+
+
+def load_run_model(run_dir: str | Path):
+    """Rebuild the model of a finished run from its results.json config and model.pt."""
+    from speechfl.experiment.hparams import load_hparams
+    from speechfl.io import read_json
+
+    run_dir = Path(run_dir)
+    res = read_json(run_dir / "results.json")
+    cfg = res["config"]
+    hparams = load_hparams(cfg["hparams_file"], cfg["argv"])
+    return hparams, res, torch.load(run_dir / "model.pt", weights_only=True)

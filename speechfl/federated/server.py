@@ -1,0 +1,169 @@
+"""Server side of a round: decode -> validate -> [DP clip] -> pre-aggregators -> aggregator -> [DP noise] -> optimizer.
+
+The server never trusts a payload: a payload that fails to decode, or decodes
+to the wrong length or to non-finite values, is rejected with its reason and the
+round goes on with the others. Nothing here knows about speech or SpeechBrain:
+it works on flat vectors and payloads.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+from speechfl.federated.update import UpdateRejected, validate_update
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Received:
+    """What reaches the server from one client."""
+
+    client_id: str
+    payload: object  # compression Payload, or a masked tensor under secure aggregation
+    n_samples: int
+    metadata: Dict[str, float] = field(default_factory=dict)
+
+
+class UnencodablePayload:
+    """What a client sends when it could not encode its update (e.g. NaN-poisoned); always rejected."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __len__(self) -> int:
+        return 0
+
+
+@dataclass
+class RoundAggregate:
+    new_global: torch.Tensor
+    delta: torch.Tensor
+    accepted: List[str]
+    rejected: Dict[str, str]
+    weights: Dict[str, float]  # effective contribution per accepted client (sums to ~1), None-free
+    dp: Dict[str, float]
+
+
+class Server:
+    """Holds the global model and runs the aggregation pipeline.
+
+    Parameters
+    ----------
+    global_flat : Tensor [d]
+    optimizer : ServerOptimizer
+    uplink : Compressor
+        Decodes client payloads.
+    robust : RobustPipeline
+        Pre-aggregators + aggregator (``weighted_mean`` is FedAvg).
+    dp_user : DPFedAvg or None
+        User-level DP (McMahan et al. 2018). Replaces the aggregator: clip, sum, noise.
+    secagg : SecureAggregation or None
+        Only the masked sum is visible; individual payloads cannot be inspected.
+    """
+
+    def __init__(self, *, global_flat, optimizer, uplink, robust, dp_user=None, secagg=None):
+        self.global_flat = global_flat.clone()
+        self.dim = global_flat.numel()
+        self.optimizer = optimizer
+        self.uplink = uplink
+        self.robust = robust
+        self.dp_user = dp_user
+        self.secagg = secagg
+
+    # -- decoding -------------------------------------------------------------------------------
+    def _decode(self, rec: Received, ctx) -> torch.Tensor:
+        from speechfl.compression import CompressionError
+
+        if isinstance(rec.payload, UnencodablePayload):
+            raise UpdateRejected(f"client could not encode its update: {rec.payload.reason}")
+        try:
+            if getattr(self.uplink, "shared_support", False):
+                vec = self.uplink.decode_values(rec.payload, ctx)
+                validate_update(vec, ctx_support_size(self.uplink, ctx))
+            else:
+                vec = self.uplink.decode(rec.payload, ctx)
+                validate_update(vec, self.dim)
+        except CompressionError as exc:
+            raise UpdateRejected(f"malformed payload: {exc}") from exc
+        if rec.n_samples <= 0:
+            raise UpdateRejected(f"non-positive sample count {rec.n_samples}")
+        return vec
+
+    def aggregate(self, received: List[Received], ctx, participants: Optional[List[str]] = None) -> RoundAggregate:
+        """Aggregate one round's payloads and step the global model."""
+        if self.secagg is not None:
+            return self._aggregate_secure(received, ctx, participants or [r.client_id for r in received])
+        vectors, accepted, rejected, n = [], [], {}, []
+        for rec in received:
+            try:
+                vectors.append(self._decode(rec, ctx))
+                accepted.append(rec.client_id)
+                n.append(rec.n_samples)
+            except UpdateRejected as exc:
+                rejected[rec.client_id] = str(exc)
+                logger.warning("round %d: rejected update of client %s: %s", ctx.round, rec.client_id, exc)
+        if not vectors:
+            logger.warning("round %d: no valid update; global model unchanged", ctx.round)
+            return RoundAggregate(self.global_flat, torch.zeros(self.dim), [], rejected, {}, {})
+        stacked = torch.stack(vectors)
+        weights = torch.tensor(n, dtype=torch.float32)
+        dp_info: Dict[str, float] = {}
+        if self.dp_user is not None:
+            agg = self.dp_user.aggregate(stacked, ctx.round)
+            contrib = torch.full((len(vectors),), 1.0 / len(vectors))
+            dp_info = {"clip": float(self.dp_user.last_clip),
+                       "clipped_fraction": float((self.dp_user.last_norms > self.dp_user.last_clip).float().mean())}
+        else:
+            agg = self.robust(stacked, weights)
+            contrib = self.robust.last_weights
+            if contrib is None:
+                contrib = weights / weights.sum()
+        if getattr(self.uplink, "shared_support", False):
+            agg = self.uplink.expand(agg, ctx)
+        return self._step(agg, accepted, rejected, contrib, dp_info)
+
+    def _aggregate_secure(self, received, ctx, participants) -> RoundAggregate:
+        """Weighted mean through masked sums: clients send mask(n_i * delta_i); counts are public."""
+        masked = {r.client_id: r.payload for r in received}
+        total = float(sum(r.n_samples for r in received))
+        summed = self.secagg.unmask_sum(masked, participants, ctx.round)
+        try:
+            validate_update(summed, self.dim)
+        except UpdateRejected as exc:
+            logger.warning("round %d: secure sum rejected: %s", ctx.round, exc)
+            return RoundAggregate(self.global_flat, torch.zeros(self.dim), [], {"<sum>": str(exc)}, {}, {})
+        agg = summed / total
+        contrib = torch.tensor([r.n_samples / total for r in received])
+        dropped = {c: "dropped out (masks recovered)" for c in participants if c not in masked}
+        return self._step(agg, list(masked), dropped, contrib, {})
+
+    def _step(self, agg, accepted, rejected, contrib, dp_info) -> RoundAggregate:
+        self.global_flat = self.optimizer.step(self.global_flat, agg)
+        weights = {c: float(w) for c, w in zip(accepted, contrib.tolist())}
+        return RoundAggregate(self.global_flat, agg, accepted, rejected, weights, dp_info)
+
+    # -- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> Dict:
+        return {
+            "global_flat": self.global_flat,
+            "optimizer": self.optimizer.state_dict(),
+            "robust": self.robust.state_dict() if self.robust is not None else {},
+            "dp_user": self.dp_user.state_dict() if self.dp_user is not None else {},
+        }
+
+    def load_state_dict(self, state: Dict) -> None:
+        self.global_flat = state["global_flat"].clone()
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.robust is not None:
+            self.robust.load_state_dict(state["robust"])
+        if self.dp_user is not None:
+            self.dp_user.load_state_dict(state["dp_user"])
+
+
+def ctx_support_size(compressor, ctx) -> int:
+    return int(compressor.support(ctx).numel())

@@ -1,0 +1,198 @@
+"""Build a federated experiment from one hparams dict: data, partition, model, client and server pipelines.
+
+Both engines (in-process simulation and Flower) build from this, so they run
+the same client function and the same server pipeline.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Set
+
+import torch
+
+from speechfl.data.dataset import DataTransforms, make_dataset, make_loader, read_manifest
+from speechfl.data.partition import Partition, partition_speakers, pooled_partition
+from speechfl.experiment.corpus import Corpus, prepare_corpus
+from speechfl.federated.client import ClientConfig
+from speechfl.federated.server_opt import SERVER_OPTIMIZERS
+from speechfl.federated.update import ParamLayout, flatten_params
+from speechfl.registry import build_from_spec, require_keys
+
+ENGINES = ("inprocess", "centralized", "flower-sim")
+CLIENT_KEYS = set(ClientConfig.__dataclass_fields__)
+
+
+@dataclass
+class FederatedSetup:
+    hparams: dict
+    corpus: Corpus
+    partition: Partition
+    model: torch.nn.Module
+    layout: ParamLayout
+    init_flat: torch.Tensor
+    client_config: ClientConfig
+    uplink: object
+    downlink: object
+    robust: object
+    server_optimizer: object
+    malicious: Set[str]
+    update_attack: object
+    data_attack: Optional[dict]
+    dp_user: object
+    dp_sample_spec: Optional[dict]
+    secagg: object
+    label_maps: Dict[str, Dict[str, int]]
+    client_rows: Dict[str, List[dict]] = field(default_factory=dict)
+    genders: Dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+    _datasets: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return int(self.hparams["seed"])
+
+    def client_dataset(self, client_id: str):
+        """The client's training data (poisoned if it is a data-level attacker)."""
+        if client_id not in self._datasets:
+            transforms = None
+            if client_id in self.malicious and self.data_attack is not None:
+                from speechfl.robustness.poisoning import build_data_transforms
+
+                transforms = build_data_transforms(self.data_attack, client_id=client_id, seed=self.seed,
+                                                   rows=self.client_rows[client_id])
+            self._datasets[client_id] = make_dataset(
+                self.corpus.manifests["train"], self.corpus.tokenizer, self.corpus.cache,
+                transforms=transforms, ids=self.partition.utterances[client_id],
+            )
+        return self._datasets[client_id]
+
+    def eval_loader(self, role: str, transforms: Optional[DataTransforms] = None):
+        ds = make_dataset(self.corpus.manifests[role], self.corpus.tokenizer, self.corpus.cache, transforms=transforms)
+        return make_loader(ds.filtered_sorted(sort_key="duration"), int(self.hparams.get("eval_batch_size", 16)),
+                           shuffle=False)
+
+    def make_dp_sample(self):
+        if not self.dp_sample_spec:
+            return None
+        from speechfl.privacy.dp_sample import SampleDP
+
+        return SampleDP(**self.dp_sample_spec)
+
+    def sample_clients(self, round_: int) -> List[str]:
+        return sample_clients(self.partition.client_ids, self.hparams.get("clients_per_round", 1.0), self.seed, round_)
+
+
+def sample_clients(ids: List[str], per_round, seed: int, round_: int) -> List[str]:
+    """Seeded client sampling: ``per_round`` is a count (int) or a fraction (float in (0, 1])."""
+    k = per_round
+    if isinstance(k, float):
+        if not 0 < k <= 1:
+            raise ValueError(f"clients_per_round fraction must be in (0, 1], got {k}")
+        k = max(1, round(k * len(ids)))
+    k = int(k)
+    if not 1 <= k <= len(ids):
+        raise ValueError(f"clients_per_round={k} but there are {len(ids)} clients")
+    rng = random.Random(f"{seed}|sample|{round_}")
+    return sorted(rng.sample(sorted(ids), k))
+
+
+def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
+    """Validate hparams and build every component; raises with a clear message on bad config."""
+    engine = hparams.get("engine", "inprocess")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+    device = str(hparams.get("device", "cpu"))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device} requested but CUDA is not available")
+    seed = int(hparams["seed"])
+    torch.manual_seed(seed)
+    corpus = prepare_corpus(hparams, progress=progress)
+    rows = read_manifest(corpus.manifests["train"])
+    if engine == "centralized":
+        partition = pooled_partition(rows)
+    else:
+        partition = partition_speakers(rows, int(hparams.get("speakers_per_client", 1)),
+                                       int(hparams.get("min_utterances", 1)), seed)
+    by_id = {r["ID"]: r for r in rows}
+    client_rows = {c: [by_id[u] for u in us] for c, us in partition.utterances.items()}
+    genders = {r["spk_id"]: r["gender"] for r in rows}
+
+    client_spec = dict(hparams.get("client") or {})
+    require_keys(client_spec, CLIENT_KEYS, "client")
+    client_config = ClientConfig(**client_spec)
+    if engine == "centralized":
+        client_config.keep_optimizer_state = True
+
+    model = hparams["model"]
+    label_maps = {
+        "speaker": {s: i for i, s in enumerate(sorted({r["spk_id"] for r in rows}))},
+        "gender": {g: i for i, g in enumerate(sorted({r["gender"] for r in rows}))},
+    }
+    adv_spec = hparams.get("adversary")
+    if adv_spec:
+        from speechfl.privacy.adversarial import build_adversary
+
+        model.attach_adversary(build_adversary(adv_spec, rep_dim=model.rep_dim, label_maps=label_maps, hparams=hparams,
+                                               n_train_utts=len(rows)))
+    model.to(device)
+    layout = ParamLayout.from_module(model)
+    if layout.buffers:
+        raise ValueError(f"model has buffers {layout.buffers[:3]}: federating buffers is not supported")
+    init_flat = flatten_params(model, layout).cpu()
+
+    from speechfl.compression import build_compressor
+    from speechfl.robustness import build_robust_pipeline, get_attack, select_malicious
+
+    uplink = build_compressor(hparams.get("uplink"))
+    downlink = build_compressor(hparams.get("downlink")) if hparams.get("downlink") else None
+    robust = build_robust_pipeline(hparams.get("aggregator", "weighted_mean"), list(hparams.get("preaggregators") or []))
+    server_optimizer = build_from_spec(SERVER_OPTIMIZERS, hparams.get("server_optimizer", "fedavg"))
+
+    malicious, update_attack, data_attack = set(), None, None
+    mal = hparams.get("malicious")
+    if mal:
+        mal = dict(mal)
+        require_keys(mal, {"count", "fraction", "attack", "data_attack"}, "malicious")
+        if engine == "centralized":
+            raise ValueError("malicious clients need a federated engine, not engine=centralized")
+        malicious = set(select_malicious(partition.client_ids, count=mal.get("count"), fraction=mal.get("fraction"),
+                                         seed=seed))
+        if mal.get("attack"):
+            spec = dict(mal["attack"]) if isinstance(mal["attack"], dict) else {"name": mal["attack"]}
+            update_attack = get_attack(spec.pop("name"), **spec)
+        data_attack = mal.get("data_attack")
+        if update_attack is None and data_attack is None:
+            raise ValueError("malicious clients configured without an attack or data_attack")
+
+    dp_user = secagg = None
+    if hparams.get("dp_user"):
+        from speechfl.privacy.dp_user import DPFedAvg
+
+        if getattr(robust, "name", "") not in ("mean", "weighted_mean") or list(hparams.get("preaggregators") or []):
+            raise ValueError("user-level DP noise is calibrated to the sensitivity of a clipped mean; it cannot be "
+                             f"combined with aggregator {hparams.get('aggregator')!r} or pre-aggregators")
+        spec = dict(hparams["dp_user"])
+        n_clients = len(partition.client_ids)
+        per_round = len(sample_clients(partition.client_ids, hparams.get("clients_per_round", 1.0), seed, 1))
+        dp_user = DPFedAvg(clip=float(spec.pop("clip")), noise_multiplier=float(spec.pop("noise_multiplier")),
+                           expected_clients=float(per_round), sample_rate=per_round / n_clients, seed=seed, **spec)
+    if hparams.get("secagg") is not None and hparams.get("secagg") is not False:
+        from speechfl.privacy.secagg import SecureAggregation, check_secagg_compatible
+
+        check_secagg_compatible(aggregator_requires_individual=getattr(robust, "requires_individual_updates", True),
+                                compressor_linear=getattr(uplink, "linear", False),
+                                dp_sample=bool(hparams.get("dp_sample")))
+        spec = dict(hparams["secagg"] or {})
+        spec.pop("dropout", None)
+        secagg = SecureAggregation(seed=seed, **spec)
+
+    return FederatedSetup(
+        hparams=hparams, corpus=corpus, partition=partition, model=model, layout=layout, init_flat=init_flat,
+        client_config=client_config, uplink=uplink, downlink=downlink, robust=robust,
+        server_optimizer=server_optimizer, malicious=malicious, update_attack=update_attack, data_attack=data_attack,
+        dp_user=dp_user, dp_sample_spec=hparams.get("dp_sample"), secagg=secagg, label_maps=label_maps,
+        client_rows=client_rows, genders=genders, device=device,
+    )

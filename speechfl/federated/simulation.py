@@ -1,0 +1,223 @@
+"""In-process simulation engine: the round loop, checkpoint/resume, results.json.
+
+Per round: sample clients -> broadcast (downlink payload) -> local training ->
+[malicious corruption] -> uplink encode (or secure-aggregation mask) -> server
+aggregate -> evaluate every ``eval_every`` rounds -> atomic checkpoint.
+Rerunning the same command resumes after the last completed round; because every
+random draw is seeded by (seed, round, client), a resumed run ends with
+bit-identical parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from speechfl.federated.client import client_seed, local_train
+from speechfl.federated.server import Received, Server, UnencodablePayload
+from speechfl.federated.setup import FederatedSetup
+from speechfl.federated.update import load_flat_params
+from speechfl.io import atomic_torch_save
+from speechfl.metrics.asr import mean_loss, summarize, transcribe
+
+logger = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+def compression_context(setup: FederatedSetup, round_: int):
+    from speechfl.compression import CompressionContext
+
+    return CompressionContext(round=round_, seed=setup.seed, layout=setup.layout.as_list(), dim=setup.layout.dim)
+
+
+class Simulation:
+    """Runs the rounds of one federated experiment in this process."""
+
+    def __init__(self, setup: FederatedSetup, output_folder: str | Path, progress: bool = True):
+        self.setup = setup
+        self.out = Path(output_folder)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self.server = Server(global_flat=setup.init_flat, optimizer=setup.server_optimizer, uplink=setup.uplink,
+                             robust=setup.robust, dp_user=setup.dp_user, secagg=setup.secagg)
+        self.client_view = setup.init_flat.clone()  # the model clients hold (differs under downlink compression)
+        self.client_states: Dict[str, dict] = {}
+        self.downlink_state: dict = {"client_seed": 0}
+        self.history: List[dict] = []
+        self.round = 0
+        self.step_offset = 0
+        self._resume()
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "round": self.round,
+            "step_offset": self.step_offset,
+            "server": self.server.state_dict(),
+            "client_view": self.client_view,
+            "client_states": self.client_states,
+            "downlink_state": self.downlink_state,
+            "history": self.history,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def _resume(self) -> None:
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return
+        state = torch.load(path, weights_only=False)
+        self.round = state["round"]
+        self.step_offset = state["step_offset"]
+        self.server.load_state_dict(state["server"])
+        self.client_view = state["client_view"]
+        self.client_states = state["client_states"]
+        self.downlink_state = state["downlink_state"]
+        self.history = state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("resuming after round %d from %s", self.round, path)
+
+    # -- one round -------------------------------------------------------------------------------
+    def _broadcast(self, ctx, n_clients: int) -> int:
+        """Update the clients' view of the global model; returns downlink bytes."""
+        down = self.setup.downlink
+        if down is None:
+            from speechfl.compression import get_compressor
+
+            payload = get_compressor("identity").encode(self.server.global_flat, {}, ctx)
+            self.client_view = self.server.global_flat.clone()
+        else:
+            payload = down.encode(self.server.global_flat - self.client_view, self.downlink_state, ctx)
+            self.client_view = self.client_view + down.decode(payload, ctx)
+        return len(payload) * n_clients
+
+    def _client_state(self, cid: str) -> dict:
+        if cid not in self.client_states:
+            self.client_states[cid] = {"client_seed": client_seed(self.setup.seed, 0, cid)}
+        return self.client_states[cid]
+
+    def run_round(self) -> dict:
+        s = self.setup
+        r = self.round + 1
+        t0 = time.perf_counter()
+        ctx = compression_context(s, r)
+        sampled = s.sample_clients(r)
+        bytes_down = self._broadcast(ctx, len(sampled))
+
+        updates = {}
+        client_seconds = 0.0
+        bar = tqdm(sampled, desc=f"round {r} clients", leave=False, disable=not self.progress)
+        for cid in bar:
+            state = self._client_state(cid)
+            dp = s.make_dp_sample()
+            if dp is not None and "dp" in state:
+                dp.load_state_dict(state["dp"])
+            upd = local_train(s.model, s.layout, self.client_view, s.client_dataset(cid), s.client_config,
+                              client_id=cid, seed=s.seed, round_=r, step_offset=self.step_offset,
+                              label_maps=s.label_maps, augment=s.hparams.get("augment"), device=s.device, dp=dp,
+                              state=state)
+            if dp is not None:
+                state["dp"] = dp.state_dict()
+            client_seconds += upd.metadata["seconds"]
+            updates[cid] = upd
+        self.step_offset += max(u.metadata["steps"] for u in updates.values())
+
+        malicious = sorted(c for c in sampled if c in s.malicious)
+        if s.update_attack is not None and malicious:
+            honest = [c for c in sampled if c not in s.malicious]
+            gen = torch.Generator().manual_seed(client_seed(s.seed, r, "<attack>"))
+            honest_stack = torch.stack([updates[c].delta for c in honest]) if honest else torch.zeros(0, s.layout.dim)
+            own = torch.stack([updates[c].delta for c in malicious])
+            forged = s.update_attack(honest_stack, own, gen)
+            for i, c in enumerate(malicious):
+                updates[c].delta = forged[i]
+
+        self._record(r, updates)
+        received = []
+        for cid in sampled:
+            u = updates[cid]
+            if s.secagg is not None:
+                payload = s.secagg.mask(cid, u.delta * u.n_samples, sampled, r)
+                size = payload.numel() * payload.element_size()
+            else:
+                try:
+                    payload = s.uplink.encode(u.delta, self._client_state(cid), ctx)
+                except (ValueError, RuntimeError) as exc:  # e.g. a NaN-poisoned update breaks top-k
+                    payload = UnencodablePayload(str(exc))
+                size = len(payload)
+            u.metadata["bytes_up"] = size
+            received.append(Received(cid, payload, u.n_samples, u.metadata))
+
+        agg = self.server.aggregate(received, ctx, participants=sampled)
+        self.round = r
+        record = {
+            "round": r,
+            "clients": sampled,
+            "malicious": malicious,
+            "train_loss": _mean([updates[c].metadata["train_loss"] for c in sampled if c not in s.malicious]),
+            "bytes_up": sum(u.metadata["bytes_up"] for u in updates.values()),
+            "bytes_down": bytes_down,
+            "client_seconds": client_seconds,
+            "rejected": agg.rejected,
+            "weights": agg.weights,
+            "update_norm": float(agg.delta.norm()),
+        }
+        eps = [u.metadata["epsilon"] for u in updates.values() if "epsilon" in u.metadata]
+        if eps:
+            record["epsilon_sample_max"] = max(eps)
+        adv = [u.metadata["adversary_accuracy"] for u in updates.values() if "adversary_accuracy" in u.metadata]
+        if adv:
+            record["adversary_train_accuracy"] = _mean(adv)
+        if s.dp_user is not None:
+            record["epsilon"] = s.dp_user.epsilon(float(s.hparams["dp_user"].get("delta", 1e-3)))
+            record["dp"] = agg.dp
+        eval_every = int(s.hparams.get("eval_every", 1))
+        if eval_every > 0 and (r % eval_every == 0 or r == int(s.hparams["rounds"])):
+            record.update(self.validate())
+        record["seconds"] = time.perf_counter() - t0
+        self.history.append(record)
+        atomic_torch_save(self.state_dict(), self.out / CHECKPOINT)
+        return record
+
+    def _record(self, r: int, updates) -> None:
+        """Opt-in: keep what an honest-but-curious server sees, for the attackers."""
+        rounds = self.setup.hparams.get("record_updates") or []
+        if r not in rounds:
+            return
+        atomic_torch_save(
+            {"round": r, "global": self.client_view.clone(),
+             "updates": {c: u.delta.to(torch.float16) for c, u in updates.items()},
+             "n_samples": {c: u.n_samples for c, u in updates.items()},
+             "malicious": sorted(self.setup.malicious)},
+            self.out / "recorded" / f"round_{r:04d}.pt",
+        )
+
+    def global_model(self):
+        load_flat_params(self.setup.model, self.setup.layout, self.server.global_flat.to(self.setup.device))
+        return self.setup.model
+
+    def validate(self) -> dict:
+        model = self.global_model()
+        loader = self.setup.eval_loader("valid")
+        rates = summarize(transcribe(model, loader, self.setup.corpus.tokenizer, self.setup.device))
+        return {"valid_wer": rates["wer"], "valid_cer": rates["cer"],
+                "valid_loss": mean_loss(model, loader, self.setup.device)}
+
+    def run(self) -> List[dict]:
+        total = int(self.setup.hparams["rounds"])
+        bar = tqdm(total=total, initial=self.round, desc="rounds", disable=not self.progress)
+        while self.round < total:
+            rec = self.run_round()
+            bar.update(1)
+            bar.set_postfix({k: round(v, 2) for k, v in rec.items() if k in ("train_loss", "valid_cer")})
+        bar.close()
+        return self.history
+
+
+def _mean(xs) -> Optional[float]:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else None

@@ -1,0 +1,67 @@
+"""The training objective shared by the centralized Brain, federated clients and Flower.
+
+``loss = CTC + (adversary loss through gradient reversal, when an adversary is attached)``.
+Keeping it here (not inside a Brain subclass) means every engine optimises the
+very same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+from speechbrain.nnet.losses import ctc_loss
+
+from speechfl.models.asr import ASRModel, ASROutput
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    ctc: float
+    adv_loss: Optional[float]
+    adv_accuracy: Optional[float]
+
+
+def ctc_objective(out: ASROutput, tokens: torch.Tensor, token_lens: torch.Tensor, blank: int = 0) -> torch.Tensor:
+    """Mean CTC loss over the batch (SpeechBrain ``ctc_loss``, relative lengths)."""
+    return ctc_loss(out.log_probs, tokens, out.lengths, token_lens, blank_index=blank)
+
+
+def adversary_labels(batch, label_maps: Dict[str, Dict[str, int]], target: str) -> torch.Tensor:
+    """Integer labels for the adversary's target attribute ('speaker' or 'gender')."""
+    key = {"speaker": "spk_id", "gender": "gender"}[target]
+    mapping = label_maps[target]
+    values = getattr(batch, key)
+    missing = sorted({v for v in values if v not in mapping})
+    if missing:
+        raise KeyError(f"{target} labels {missing[:5]} are not in the adversary's label set")
+    return torch.tensor([mapping[v] for v in values], dtype=torch.long)
+
+
+def training_loss(
+    model: ASRModel,
+    batch,
+    *,
+    step: int,
+    label_maps: Optional[Dict[str, Dict[str, int]]] = None,
+    augment=None,
+    device: str | torch.device = "cpu",
+) -> LossOutput:
+    """Forward one PaddedBatch and return the loss to back-propagate."""
+    feats, lens = batch.feats.data.to(device), batch.feats.lengths.to(device)
+    tokens, token_lens = batch.tokens.data.to(device), batch.tokens.lengths.to(device)
+    if augment is not None and model.training:
+        feats = augment(feats)
+    out = model(feats, lens)
+    ctc = ctc_objective(out, tokens, token_lens)
+    loss, adv_loss, adv_acc = ctc, None, None
+    if model.adversary is not None:
+        if label_maps is None:
+            raise ValueError("an adversary is attached but no label maps were given")
+        labels = adversary_labels(batch, label_maps, model.adversary.target).to(device)
+        adv = model.adversary(out.reps, out.lengths, labels, step)
+        loss = ctc + adv.loss
+        adv_loss, adv_acc = float(adv.loss.detach()), float(adv.accuracy)
+    return LossOutput(loss=loss, ctc=float(ctc.detach()), adv_loss=adv_loss, adv_accuracy=adv_acc)
