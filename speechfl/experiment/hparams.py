@@ -1,53 +1,103 @@
-"""Loading one experiment's hparams file (HyperPyYAML) with command-line overrides."""
+"""Loading one experiment's hparams file (HyperPyYAML) with command-line overrides.
+
+An override ``--key=value`` *replaces* the top-level value of ``key`` (HyperPyYAML's
+own overrides merge mappings, which turns ``--uplink={name: qsgd}`` over
+``uplink: {name: topk, fraction: 0.01}`` into an invalid mix). Values are parsed
+as YAML, so ``3`` is an int and ``{name: topk}`` a mapping; ``!ref``/``!new:``
+tags are allowed. Overriding a key the file does not define is an error that
+lists the valid keys.
+"""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
+_TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
+
 
 class HparamsError(ValueError):
     """Missing hparams file, unknown override key, or missing required value."""
 
 
-def overrides_to_yaml(args: Sequence[str]) -> str:
-    """``['--rounds=3', '--aggregator=median']`` -> YAML override string.
-
-    Values are parsed as YAML (so ``3`` is an int, ``{name: topk}`` a mapping).
-    """
-    out: Dict[str, object] = {}
+def parse_overrides(args: Sequence[str]) -> Dict[str, str]:
+    """``['--rounds=3', '--aggregator=median']`` -> ``{'rounds': '3', 'aggregator': 'median'}`` (raw YAML text)."""
+    out: Dict[str, str] = {}
     for a in args:
         if not a.startswith("--") or "=" not in a:
             raise HparamsError(f"override {a!r} must look like --key=value")
         key, value = a[2:].split("=", 1)
-        out[key] = yaml.safe_load(value) if value != "" else None
-    return yaml.safe_dump(out, default_flow_style=True) if out else ""
+        if not _TOP_KEY.match(key + ":"):
+            raise HparamsError(f"override key {key!r} is not a top-level hparams name")
+        out[key] = value if value != "" else "null"
+    return out
 
 
-def load_hparams(path: str | Path, overrides: str | Sequence[str] = "") -> dict:
-    """Load ``path`` with overrides; an override of a key absent from the file is an error."""
+def overrides_to_yaml(args: Sequence[str]) -> str:
+    """Overrides as one YAML mapping string (for logging and results.json)."""
+    parsed = {k: yaml.load(v, Loader=_Loose) for k, v in parse_overrides(args).items()}
+    return yaml.safe_dump(parsed, default_flow_style=True) if parsed else ""
+
+
+def apply_overrides(text: str, overrides: Dict[str, str], where: str = "hparams") -> str:
+    """Replace the top-level blocks of ``text`` named in ``overrides`` by ``key: value``."""
+    lines = text.splitlines()
+    blocks: Dict[str, Tuple[int, int]] = {}
+    current, start = None, 0
+    for i, line in enumerate(lines):
+        m = _TOP_KEY.match(line)
+        if m:
+            if current is not None:
+                blocks[current] = (start, i)
+            current, start = m.group(1), i
+        elif line and not line[0].isspace() and not line.startswith("#") and current is not None:
+            blocks[current] = (start, i)
+            current = None
+    if current is not None:
+        blocks[current] = (start, len(lines))
+    unknown = sorted(set(overrides) - set(blocks))
+    if unknown:
+        raise HparamsError(f"unknown override key(s) {unknown} for {where}; valid keys: "
+                           f"{', '.join(k for k in blocks if not k.startswith('__'))}")
+    # Replace from the bottom so earlier line numbers stay valid.
+    for key in sorted(overrides, key=lambda k: blocks[k][0], reverse=True):
+        s, e = blocks[key]
+        while e > s + 1 and (not lines[e - 1].strip() or lines[e - 1].lstrip().startswith("#")):
+            e -= 1  # keep trailing comments/blank lines that belong to the next block
+        lines[s:e] = [f"{key}: {overrides[key]}"]
+    return "\n".join(lines) + "\n"
+
+
+def load_hparams(path: str | Path, overrides: str | Sequence[str] = ()) -> dict:
+    """Load ``path`` with overrides (``--key=value`` list or a YAML mapping string)."""
     path = Path(path)
     if not path.is_file():
         raise HparamsError(f"hparams file {path} does not exist")
-    if not isinstance(overrides, str):
-        overrides = overrides_to_yaml(overrides)
-    with open(path) as fh:
-        try:
-            return load_hyperpyyaml(fh, overrides)
-        except KeyError as exc:
-            with open(path) as fh2:
-                keys = sorted((yaml.load(fh2, Loader=_Loose) or {}).keys())
-            raise HparamsError(f"{exc.args[0]} (hparams file {path}); valid keys: {', '.join(keys)}") from None
+    if isinstance(overrides, str):
+        mapping = yaml.load(overrides, Loader=_Loose) or {}
+        raw = {k: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+               for k, v in mapping.items()}
+    else:
+        raw = parse_overrides(overrides)
+    text = apply_overrides(path.read_text(), raw, where=str(path))
+    try:
+        return load_hyperpyyaml(io.StringIO(text))
+    except Exception as exc:
+        if "PLACEHOLDER" in str(exc) or type(exc).__name__ == "ValueError" and "placeholder" in str(exc).lower():
+            raise HparamsError(f"{path}: a required value is missing ({exc}); pass it as --key=value") from None
+        raise
 
 
 class _Loose(yaml.SafeLoader):
-    """Reads HyperPyYAML tags as plain values, to list a file's keys in errors."""
+    """Reads HyperPyYAML tags as plain values (for logging overrides)."""
 
 
-_Loose.add_multi_constructor("!", lambda loader, suffix, node: None)
+_Loose.add_multi_constructor("!", lambda loader, suffix, node: f"!{suffix}")
 
 
 def split_argv(argv: List[str]) -> Tuple[str, List[str]]:

@@ -125,6 +125,8 @@ def local_train(
             optimizer.zero_grad(set_to_none=True)
             out = training_loss(train_model, batch, step=step_offset + steps, label_maps=label_maps,
                                 augment=augment, device=device)
+            if out.reinitialised:
+                model.adversary.clear_optimizer_state(optimizer, out.reinitialised)
             loss = out.loss
             if anchor is not None:
                 diff = torch.cat([p.reshape(-1) for p in params]) - anchor

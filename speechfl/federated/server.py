@@ -74,6 +74,11 @@ class Server:
         self.robust = robust
         self.dp_user = dp_user
         self.secagg = secagg
+        self.ef21 = None
+        if getattr(uplink, "requires_server_state", False):
+            from speechfl.compression import EF21ServerState
+
+            self.ef21 = EF21ServerState()  # EF21: payloads carry changes c_i; the server aggregates g_i += c_i
 
     # -- decoding -------------------------------------------------------------------------------
     def _decode(self, rec: Received, ctx) -> torch.Tensor:
@@ -92,6 +97,8 @@ class Server:
             raise UpdateRejected(f"malformed payload: {exc}") from exc
         if rec.n_samples <= 0:
             raise UpdateRejected(f"non-positive sample count {rec.n_samples}")
+        if self.ef21 is not None:
+            vec = self.ef21.update(rec.client_id, vec)
         return vec
 
     def aggregate(self, received: List[Received], ctx, participants: Optional[List[str]] = None) -> RoundAggregate:
@@ -154,6 +161,7 @@ class Server:
             "optimizer": self.optimizer.state_dict(),
             "robust": self.robust.state_dict() if self.robust is not None else {},
             "dp_user": self.dp_user.state_dict() if self.dp_user is not None else {},
+            "ef21": self.ef21.state_dict() if self.ef21 is not None else {},
         }
 
     def load_state_dict(self, state: Dict) -> None:
@@ -163,6 +171,8 @@ class Server:
             self.robust.load_state_dict(state["robust"])
         if self.dp_user is not None:
             self.dp_user.load_state_dict(state["dp_user"])
+        if self.ef21 is not None:
+            self.ef21.load_state_dict(state["ef21"])
 
 
 def ctx_support_size(compressor, ctx) -> int:

@@ -135,8 +135,11 @@ def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
     if adv_spec:
         from speechfl.privacy.adversarial import build_adversary
 
-        model.attach_adversary(build_adversary(adv_spec, rep_dim=model.rep_dim, label_maps=label_maps, hparams=hparams,
-                                               n_train_utts=len(rows)))
+        longest = max(len(u) for u in partition.utterances.values())
+        steps_per_round = client_config.local_steps or (
+            client_config.local_epochs * -(-longest // client_config.batch_size))
+        model.attach_adversary(build_adversary(adv_spec, rep_dim=model.rep_dim, label_maps=label_maps,
+                                               total_steps=int(hparams["rounds"]) * steps_per_round, seed=seed))
     model.to(device)
     layout = ParamLayout.from_module(model)
     if layout.buffers:

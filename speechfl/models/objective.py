@@ -22,6 +22,7 @@ class LossOutput:
     ctc: float
     adv_loss: Optional[float]
     adv_accuracy: Optional[float]
+    reinitialised: tuple = ()  # adversary heads reset at this step (their optimizer state must be cleared)
 
 
 def ctc_objective(out: ASROutput, tokens: torch.Tensor, token_lens: torch.Tensor, blank: int = 0) -> torch.Tensor:
@@ -56,12 +57,13 @@ def training_loss(
         feats = augment(feats)
     out = model(feats, lens)
     ctc = ctc_objective(out, tokens, token_lens)
-    loss, adv_loss, adv_acc = ctc, None, None
+    loss, adv_loss, adv_acc, reset = ctc, None, None, ()
     if model.adversary is not None:
         if label_maps is None:
             raise ValueError("an adversary is attached but no label maps were given")
         labels = adversary_labels(batch, label_maps, model.adversary.target).to(device)
         adv = model.adversary(out.reps, out.lengths, labels, step)
         loss = ctc + adv.loss
-        adv_loss, adv_acc = float(adv.loss.detach()), float(adv.accuracy)
-    return LossOutput(loss=loss, ctc=float(ctc.detach()), adv_loss=adv_loss, adv_accuracy=adv_acc)
+        adv_loss, adv_acc, reset = float(adv.loss.detach()), float(adv.accuracy), adv.reinitialised
+    return LossOutput(loss=loss, ctc=float(ctc.detach()), adv_loss=adv_loss, adv_accuracy=adv_acc,
+                      reinitialised=reset)
