@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from tqdm.auto import tqdm
 
-from speechfl.federated.client import client_seed, local_train
-from speechfl.federated.server import Received, Server, UnencodablePayload
+from speechfl.federated.round import corrupt_updates, encode_update, new_client_state, round_record, train_client
+from speechfl.federated.server import Server
 from speechfl.federated.setup import FederatedSetup
 from speechfl.federated.update import load_flat_params
 from speechfl.io import atomic_torch_save
@@ -97,7 +97,7 @@ class Simulation:
 
     def _client_state(self, cid: str) -> dict:
         if cid not in self.client_states:
-            self.client_states[cid] = {"client_seed": client_seed(self.setup.seed, 0, cid)}
+            self.client_states[cid] = new_client_state(self.setup.seed, cid)
         return self.client_states[cid]
 
     def run_round(self) -> dict:
@@ -109,72 +109,17 @@ class Simulation:
         bytes_down = self._broadcast(ctx, len(sampled))
 
         updates = {}
-        client_seconds = 0.0
         bar = tqdm(sampled, desc=f"round {r} clients", leave=False, disable=not self.progress)
         for cid in bar:
-            state = self._client_state(cid)
-            dp = s.make_dp_sample()
-            if dp is not None and "dp" in state:
-                dp.load_state_dict(state["dp"])
-            upd = local_train(s.model, s.layout, self.client_view, s.client_dataset(cid), s.client_config,
-                              client_id=cid, seed=s.seed, round_=r, step_offset=self.step_offset,
-                              label_maps=s.label_maps, augment=s.hparams.get("augment"), device=s.device, dp=dp,
-                              state=state)
-            if dp is not None:
-                state["dp"] = dp.state_dict()
-            client_seconds += upd.metadata["seconds"]
-            updates[cid] = upd
+            updates[cid] = train_client(s, cid, self.client_view, r, self._client_state(cid), self.step_offset)
         self.step_offset += max(u.metadata["steps"] for u in updates.values())
-
-        malicious = sorted(c for c in sampled if c in s.malicious)
-        if s.update_attack is not None and malicious:
-            honest = [c for c in sampled if c not in s.malicious]
-            gen = torch.Generator().manual_seed(client_seed(s.seed, r, "<attack>"))
-            honest_stack = torch.stack([updates[c].delta for c in honest]) if honest else torch.zeros(0, s.layout.dim)
-            own = torch.stack([updates[c].delta for c in malicious])
-            forged = s.update_attack(honest_stack, own, gen)
-            for i, c in enumerate(malicious):
-                updates[c].delta = forged[i]
-
+        malicious = corrupt_updates(s, updates, sampled, r)
         self._record(r, updates)
-        received = []
-        for cid in sampled:
-            u = updates[cid]
-            if s.secagg is not None:
-                payload = s.secagg.mask(cid, u.delta * u.n_samples, sampled, r)
-                size = payload.numel() * payload.element_size()
-            else:
-                try:
-                    payload = s.uplink.encode(u.delta, self._client_state(cid), ctx)
-                except (ValueError, RuntimeError) as exc:  # e.g. a NaN-poisoned update breaks top-k
-                    payload = UnencodablePayload(str(exc))
-                size = len(payload)
-            u.metadata["bytes_up"] = size
-            received.append(Received(cid, payload, u.n_samples, u.metadata))
+        received = [encode_update(s, updates[cid], self._client_state(cid), ctx, sampled) for cid in sampled]
 
         agg = self.server.aggregate(received, ctx, participants=sampled)
         self.round = r
-        record = {
-            "round": r,
-            "clients": sampled,
-            "malicious": malicious,
-            "train_loss": _mean([updates[c].metadata["train_loss"] for c in sampled if c not in s.malicious]),
-            "bytes_up": sum(u.metadata["bytes_up"] for u in updates.values()),
-            "bytes_down": bytes_down,
-            "client_seconds": client_seconds,
-            "rejected": agg.rejected,
-            "weights": agg.weights,
-            "update_norm": float(agg.delta.norm()),
-        }
-        eps = [u.metadata["epsilon"] for u in updates.values() if "epsilon" in u.metadata]
-        if eps:
-            record["epsilon_sample_max"] = max(eps)
-        adv = [u.metadata["adversary_accuracy"] for u in updates.values() if "adversary_accuracy" in u.metadata]
-        if adv:
-            record["adversary_train_accuracy"] = _mean(adv)
-        if s.dp_user is not None:
-            record["epsilon"] = s.dp_user.epsilon(float(s.hparams["dp_user"].get("delta", 1e-3)))
-            record["dp"] = agg.dp
+        record = round_record(s, r, sampled, malicious, received, agg, bytes_down)
         eval_every = int(s.hparams.get("eval_every", 1))
         if eval_every > 0 and (r % eval_every == 0 or r == int(s.hparams["rounds"])):
             record.update(self.validate())
@@ -216,8 +161,3 @@ class Simulation:
             bar.set_postfix({k: round(v, 2) for k, v in rec.items() if k in ("train_loss", "valid_cer")})
         bar.close()
         return self.history
-
-
-def _mean(xs) -> Optional[float]:
-    xs = list(xs)
-    return sum(xs) / len(xs) if xs else None

@@ -1,0 +1,105 @@
+"""The two halves of a round that every engine shares: a client's step and its encoding.
+
+``train_client`` runs one client's local training (with its persistent state:
+DP accountant, optimizer state); ``encode_update`` turns its update into what
+goes over the wire (a compressed payload, or a secure-aggregation mask). The
+in-process simulation and the Flower ClientApp both call these, so they compute
+the same thing for the same seed.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import torch
+
+from speechfl.federated.client import client_seed, local_train
+from speechfl.federated.server import Received, UnencodablePayload
+from speechfl.federated.update import Update
+
+
+def new_client_state(seed: int, client_id: str) -> dict:
+    """A client's persistent state (compressor memory, DP accountant, ...), created on first use."""
+    return {"client_seed": client_seed(seed, 0, client_id)}
+
+
+def train_client(setup, client_id: str, client_view: torch.Tensor, round_: int, state: dict,
+                 step_offset: int) -> Update:
+    """Local training of ``client_id`` from ``client_view`` in round ``round_``."""
+    dp = setup.make_dp_sample()
+    if dp is not None and "dp" in state:
+        dp.load_state_dict(state["dp"])
+    upd = local_train(setup.model, setup.layout, client_view, setup.client_dataset(client_id), setup.client_config,
+                      client_id=client_id, seed=setup.seed, round_=round_, step_offset=step_offset,
+                      label_maps=setup.label_maps, augment=setup.hparams.get("augment"), device=setup.device,
+                      dp=dp, state=state)
+    if dp is not None:
+        state["dp"] = dp.state_dict()
+    return upd
+
+
+def encode_update(setup, update: Update, state: dict, ctx, participants: List[str]) -> Received:
+    """Compress (or mask) ``update`` for the server; records ``bytes_up`` in its metadata."""
+    if setup.secagg is not None:
+        payload = setup.secagg.mask(update.client_id, update.delta * update.n_samples, participants, ctx.round)
+        size = payload.numel() * payload.element_size()
+    else:
+        try:
+            payload = setup.uplink.encode(update.delta, state, ctx)
+        except (ValueError, RuntimeError) as exc:  # e.g. a NaN-poisoned update cannot be top-k coded
+            payload = UnencodablePayload(str(exc))
+        size = len(payload)
+    update.metadata["bytes_up"] = size
+    return Received(update.client_id, payload, update.n_samples, update.metadata)
+
+
+def corrupt_updates(setup, updates: dict, sampled: List[str], round_: int) -> List[str]:
+    """Omniscient update-level attacks (ALIE, IPM, ...): malicious clients replace their deltas.
+
+    Returns the malicious clients of this round (data-level attackers included).
+    """
+    malicious = sorted(c for c in sampled if c in setup.malicious)
+    if setup.update_attack is None or not malicious:
+        return malicious
+    honest = [c for c in sampled if c not in setup.malicious]
+    gen = torch.Generator().manual_seed(client_seed(setup.seed, round_, "<attack>"))
+    honest_stack = torch.stack([updates[c].delta for c in honest]) if honest else torch.zeros(0, setup.layout.dim)
+    own = torch.stack([updates[c].delta for c in malicious])
+    forged = setup.update_attack(honest_stack, own, gen)
+    for i, c in enumerate(malicious):
+        updates[c].delta = forged[i]
+    return malicious
+
+
+def round_record(setup, round_: int, sampled: List[str], malicious: List[str], received: List[Received], agg,
+                 bytes_down: int) -> dict:
+    """The per-round entry of results.json, from what the server received (same for every engine)."""
+    meta = {r.client_id: r.metadata for r in received}
+    honest_loss = [meta[c]["train_loss"] for c in sampled if c not in setup.malicious and c in meta]
+    record = {
+        "round": round_,
+        "clients": list(sampled),
+        "malicious": list(malicious),
+        "train_loss": _mean(honest_loss),
+        "bytes_up": sum(m["bytes_up"] for m in meta.values()),
+        "bytes_down": bytes_down,
+        "client_seconds": sum(m["seconds"] for m in meta.values()),
+        "rejected": agg.rejected,
+        "weights": agg.weights,
+        "update_norm": float(agg.delta.norm()),
+    }
+    eps = [m["epsilon"] for m in meta.values() if "epsilon" in m]
+    if eps:
+        record["epsilon_sample_max"] = max(eps)
+    adv = [m["adversary_accuracy"] for m in meta.values() if "adversary_accuracy" in m]
+    if adv:
+        record["adversary_train_accuracy"] = _mean(adv)
+    if setup.dp_user is not None:
+        record["epsilon"] = setup.dp_user.epsilon(float(setup.hparams["dp_user"].get("delta", 1e-3)))
+        record["dp"] = agg.dp
+    return record
+
+
+def _mean(xs):
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else None
