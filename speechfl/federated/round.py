@@ -9,7 +9,7 @@ the same thing for the same seed.
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 import torch
 
@@ -69,6 +69,41 @@ def corrupt_updates(setup, updates: dict, sampled: List[str], round_: int) -> Li
     for i, c in enumerate(malicious):
         updates[c].delta = forged[i]
     return malicious
+
+
+class InProcessExecutor:
+    """Runs the sampled clients one after another in this process (the default engine).
+
+    ``run`` returns what reaches the server: one :class:`Received` per client, plus the
+    round's malicious clients. Omniscient update attacks (ALIE, IPM, ...) need every
+    honest update, which only an in-process executor has.
+    """
+
+    def __init__(self, setup, progress: bool = True):
+        self.setup = setup
+        self.progress = progress
+        self.states: Dict[str, dict] = {}
+
+    def state(self, client_id: str) -> dict:
+        if client_id not in self.states:
+            self.states[client_id] = new_client_state(self.setup.seed, client_id)
+        return self.states[client_id]
+
+    def run(self, sampled: List[str], client_view: torch.Tensor, round_: int, step_offset: int, ctx):
+        from tqdm.auto import tqdm
+
+        updates = {}
+        for cid in tqdm(sampled, desc=f"round {round_} clients", leave=False, disable=not self.progress):
+            updates[cid] = train_client(self.setup, cid, client_view, round_, self.state(cid), step_offset)
+        malicious = corrupt_updates(self.setup, updates, sampled, round_)
+        received = [encode_update(self.setup, updates[c], self.state(c), ctx, sampled) for c in sampled]
+        return received, malicious
+
+    def state_dict(self) -> Dict[str, dict]:
+        return self.states
+
+    def load_state_dict(self, states: Dict[str, dict]) -> None:
+        self.states = dict(states)
 
 
 def round_record(setup, round_: int, sampled: List[str], malicious: List[str], received: List[Received], agg,

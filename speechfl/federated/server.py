@@ -101,6 +101,22 @@ class Server:
             vec = self.ef21.update(rec.client_id, vec)
         return vec
 
+    def observe(self, rec: Received, ctx) -> torch.Tensor:
+        """What the server can see of one client: its decoded update (or masked vector under secure aggregation).
+
+        Raises :class:`UpdateRejected` for a payload the server would reject.
+        """
+        if self.secagg is not None:
+            return rec.payload.to(torch.float32)
+        from speechfl.compression import CompressionError
+
+        try:
+            vec = self.uplink.decode(rec.payload, ctx)  # full [d] for every compressor; no server state touched
+        except CompressionError as exc:
+            raise UpdateRejected(f"malformed payload: {exc}") from exc
+        validate_update(vec, self.dim)
+        return vec
+
     def aggregate(self, received: List[Received], ctx, participants: Optional[List[str]] = None) -> RoundAggregate:
         """Aggregate one round's payloads and step the global model."""
         if self.secagg is not None:

@@ -18,7 +18,7 @@ from typing import Dict, List
 import torch
 from tqdm.auto import tqdm
 
-from speechfl.federated.round import corrupt_updates, encode_update, new_client_state, round_record, train_client
+from speechfl.federated.round import InProcessExecutor, round_record
 from speechfl.federated.server import Server
 from speechfl.federated.setup import FederatedSetup
 from speechfl.federated.update import load_flat_params
@@ -38,15 +38,15 @@ def compression_context(setup: FederatedSetup, round_: int):
 class Simulation:
     """Runs the rounds of one federated experiment in this process."""
 
-    def __init__(self, setup: FederatedSetup, output_folder: str | Path, progress: bool = True):
+    def __init__(self, setup: FederatedSetup, output_folder: str | Path, progress: bool = True, executor=None):
         self.setup = setup
+        self.executor = executor if executor is not None else InProcessExecutor(setup, progress)
         self.out = Path(output_folder)
         self.out.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self.server = Server(global_flat=setup.init_flat, optimizer=setup.server_optimizer, uplink=setup.uplink,
                              robust=setup.robust, dp_user=setup.dp_user, secagg=setup.secagg)
         self.client_view = setup.init_flat.clone()  # the model clients hold (differs under downlink compression)
-        self.client_states: Dict[str, dict] = {}
         self.downlink_state: dict = {"client_seed": 0}
         self.history: List[dict] = []
         self.round = 0
@@ -60,7 +60,7 @@ class Simulation:
             "step_offset": self.step_offset,
             "server": self.server.state_dict(),
             "client_view": self.client_view,
-            "client_states": self.client_states,
+            "client_states": self.executor.state_dict(),
             "downlink_state": self.downlink_state,
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
@@ -75,7 +75,7 @@ class Simulation:
         self.step_offset = state["step_offset"]
         self.server.load_state_dict(state["server"])
         self.client_view = state["client_view"]
-        self.client_states = state["client_states"]
+        self.executor.load_state_dict(state["client_states"])
         self.downlink_state = state["downlink_state"]
         self.history = state["history"]
         torch.set_rng_state(state["torch_rng"])
@@ -95,11 +95,6 @@ class Simulation:
             self.client_view = self.client_view + down.decode(payload, ctx)
         return len(payload) * n_clients
 
-    def _client_state(self, cid: str) -> dict:
-        if cid not in self.client_states:
-            self.client_states[cid] = new_client_state(self.setup.seed, cid)
-        return self.client_states[cid]
-
     def run_round(self) -> dict:
         s = self.setup
         r = self.round + 1
@@ -108,14 +103,9 @@ class Simulation:
         sampled = s.sample_clients(r)
         bytes_down = self._broadcast(ctx, len(sampled))
 
-        updates = {}
-        bar = tqdm(sampled, desc=f"round {r} clients", leave=False, disable=not self.progress)
-        for cid in bar:
-            updates[cid] = train_client(s, cid, self.client_view, r, self._client_state(cid), self.step_offset)
-        self.step_offset += max(u.metadata["steps"] for u in updates.values())
-        malicious = corrupt_updates(s, updates, sampled, r)
-        self._record(r, updates)
-        received = [encode_update(s, updates[cid], self._client_state(cid), ctx, sampled) for cid in sampled]
+        received, malicious = self.executor.run(sampled, self.client_view, r, self.step_offset, ctx)
+        self.step_offset += max(rec.metadata["steps"] for rec in received)
+        self._record(r, received, ctx)
 
         agg = self.server.aggregate(received, ctx, participants=sampled)
         self.round = r
@@ -128,15 +118,21 @@ class Simulation:
         atomic_torch_save(self.state_dict(), self.out / CHECKPOINT)
         return record
 
-    def _record(self, r: int, updates) -> None:
-        """Opt-in: keep what an honest-but-curious server sees, for the attackers."""
+    def _record(self, r: int, received, ctx) -> None:
+        """Opt-in: keep what an honest-but-curious server sees (decoded payloads), for the attackers."""
         rounds = self.setup.hparams.get("record_updates") or []
         if r not in rounds:
             return
+        seen = {}
+        for rec in received:
+            try:
+                seen[rec.client_id] = self.server.observe(rec, ctx).to(torch.float16)
+            except ValueError:  # a payload the server rejects is not an observation
+                continue
         atomic_torch_save(
-            {"round": r, "global": self.client_view.clone(),
-             "updates": {c: u.delta.to(torch.float16) for c, u in updates.items()},
-             "n_samples": {c: u.n_samples for c, u in updates.items()},
+            {"round": r, "global": self.client_view.clone(), "updates": seen,
+             "n_samples": {rec.client_id: rec.n_samples for rec in received},
+             "secure_aggregation": self.setup.secagg is not None,
              "malicious": sorted(self.setup.malicious)},
             self.out / "recorded" / f"round_{r:04d}.pt",
         )

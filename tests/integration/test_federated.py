@@ -41,7 +41,7 @@ def test_fedavg_one_client_one_sgd_step_equals_centralized_step(tiny_hparams_ove
 
 
 def test_interrupted_then_resumed_run_is_bit_identical(tiny_hparams_overrides, tmp_path):
-    extra = ("--rounds=4", "--clients_per_round=2", "--eval_every=0",
+    extra = ("--rounds=4", "--clients_per_round=2", "--eval_every=0", "--record_updates=[2]",
              "--uplink={name: ef, inner: {name: topk, fraction: 0.1}}")
     full = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "a", *extra), progress=False),
                       tmp_path / "a", progress=False)
@@ -58,7 +58,12 @@ def test_interrupted_then_resumed_run_is_bit_identical(tiny_hparams_overrides, t
     resumed.run()
     assert torch.equal(resumed.server.global_flat, full.server.global_flat)
     assert [r["clients"] for r in resumed.history] == [r["clients"] for r in full.history]
-    assert all(c.get("ef_memory") is not None for c in resumed.client_states.values())
+    assert all(c.get("ef_memory") is not None for c in resumed.executor.states.values())
+    seen = torch.load(tmp_path / "b" / "recorded" / "round_0002.pt", weights_only=False)
+    assert sorted(seen["updates"]) == resumed.history[1]["clients"]
+    # the server sees the top-10% sparsified update, not the raw one
+    some = next(iter(seen["updates"].values())).float()
+    assert 0 < int((some != 0).sum()) <= 0.1 * some.numel() + 1
 
 
 def test_three_clients_two_rounds_valid_loss_falls(tiny_hparams_overrides, tmp_path):
