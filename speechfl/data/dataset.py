@@ -48,10 +48,15 @@ def read_manifest(csv_path: str | Path) -> List[Dict[str, str]]:
 
 @dataclass
 class DataTransforms:
-    """Per-client data transforms; ``None`` means clean data."""
+    """Per-client data transforms; ``None`` means clean data.
 
-    audio: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
-    text: Optional[Callable[[str, str], str]] = None  # (utt_id, transcript) -> transcript
+    ``audio(utt_id)`` returns the waveform transform for that utterance (with a
+    ``cache_tag`` attribute, part of the feature-cache key) or ``None`` to keep it
+    clean; ``text(utt_id, transcript)`` returns the transcript to train on.
+    """
+
+    audio: Optional[Callable[[str], Optional[Callable[[torch.Tensor], torch.Tensor]]]] = None
+    text: Optional[Callable[[str, str], str]] = None
 
 
 def make_dataset(
@@ -72,10 +77,10 @@ def make_dataset(
     ds = DynamicItemDataset.from_csv(str(csv_path))
     transforms = transforms or DataTransforms()
 
-    @takes("wav")
+    @takes("id", "wav")
     @provides("feats")
-    def audio_pipeline(wav):
-        return cache.get(wav, transforms.audio)
+    def audio_pipeline(uid, wav):
+        return cache.get(wav, transforms.audio(uid) if transforms.audio is not None else None)
 
     @takes("id", "wrd")
     @provides("wrd", "tokens")

@@ -94,7 +94,7 @@ def test_under_attack(setup: FederatedSetup) -> Dict:
         info["update_attack"] = getattr(setup.update_attack, "name", type(setup.update_attack).__name__)
     if setup.data_attack:
         info["data_attack"] = dict(setup.data_attack)
-        if setup.data_attack.get("name") == "backdoor":
+        if setup.data_attack.get("name") == "audio_backdoor":
             from speechfl.robustness.poisoning import backdoor_success
 
             info["backdoor_success"] = backdoor_success(setup)

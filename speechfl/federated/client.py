@@ -123,8 +123,8 @@ def local_train(
     for _ in range(epochs):
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
-            out = training_loss(train_model, batch, step=step_offset + steps, label_maps=label_maps,
-                                augment=augment, device=device)
+            out = training_loss(model, batch, step=step_offset + steps, label_maps=label_maps,
+                                augment=augment, device=device, forward=train_model)
             if out.reinitialised:
                 model.adversary.clear_optimizer_state(optimizer, out.reinitialised)
             loss = out.loss

@@ -130,8 +130,10 @@ class Server:
             except UpdateRejected as exc:
                 rejected[rec.client_id] = str(exc)
                 logger.warning("round %d: rejected update of client %s: %s", ctx.round, rec.client_id, exc)
-        if not vectors:
-            logger.warning("round %d: no valid update; global model unchanged", ctx.round)
+        need = min_updates(self.robust) if self.dp_user is None else 1
+        if len(vectors) < need:
+            logger.warning("round %d: %d valid update(s), %s needs %d; global model unchanged",
+                           ctx.round, len(vectors), getattr(self.robust, "name", "aggregator"), need)
             return RoundAggregate(self.global_flat, torch.zeros(self.dim), [], rejected, {}, {})
         stacked = torch.stack(vectors)
         weights = torch.tensor(n, dtype=torch.float32)
@@ -189,6 +191,12 @@ class Server:
             self.dp_user.load_state_dict(state["dp_user"])
         if self.ef21 is not None:
             self.ef21.load_state_dict(state["ef21"])
+
+
+def min_updates(robust) -> int:
+    """Fewest updates the robust pipeline accepts (e.g. Krum needs n > 2f + 2)."""
+    parts = [getattr(robust, "aggregator", robust)] + list(getattr(robust, "preaggregators", []))
+    return max([1] + [p.min_rows() for p in parts if hasattr(p, "min_rows")])
 
 
 def ctx_support_size(compressor, ctx) -> int:

@@ -153,6 +153,13 @@ def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
     downlink = build_compressor(hparams.get("downlink")) if hparams.get("downlink") else None
     robust = build_robust_pipeline(hparams.get("aggregator", "weighted_mean"), list(hparams.get("preaggregators") or []))
     server_optimizer = build_from_spec(SERVER_OPTIMIZERS, hparams.get("server_optimizer", "fedavg"))
+    per_round = len(sample_clients(partition.client_ids, hparams.get("clients_per_round", 1.0), seed, 1))
+    from speechfl.federated.server import min_updates
+
+    if per_round < min_updates(robust) and not hparams.get("dp_user"):
+        raise ValueError(f"aggregator {robust.name!r} needs at least {min_updates(robust)} updates per round, but "
+                         f"clients_per_round={hparams.get('clients_per_round')} samples {per_round} of "
+                         f"{len(partition.client_ids)} clients")
 
     malicious, update_attack, data_attack = set(), None, None
     mal = hparams.get("malicious")
@@ -178,8 +185,9 @@ def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
             raise ValueError("user-level DP noise is calibrated to the sensitivity of a clipped mean; it cannot be "
                              f"combined with aggregator {hparams.get('aggregator')!r} or pre-aggregators")
         spec = dict(hparams["dp_user"])
+        require_keys(spec, {"clip", "noise_multiplier", "delta", "adaptive"}, "dp_user")
+        spec.pop("delta", None)  # used for reporting epsilon, not by the mechanism
         n_clients = len(partition.client_ids)
-        per_round = len(sample_clients(partition.client_ids, hparams.get("clients_per_round", 1.0), seed, 1))
         dp_user = DPFedAvg(clip=float(spec.pop("clip")), noise_multiplier=float(spec.pop("noise_multiplier")),
                            expected_clients=float(per_round), sample_rate=per_round / n_clients, seed=seed, **spec)
     if hparams.get("secagg") is not None and hparams.get("secagg") is not False:

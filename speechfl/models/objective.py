@@ -49,13 +49,19 @@ def training_loss(
     label_maps: Optional[Dict[str, Dict[str, int]]] = None,
     augment=None,
     device: str | torch.device = "cpu",
+    forward=None,
 ) -> LossOutput:
-    """Forward one PaddedBatch and return the loss to back-propagate."""
+    """Forward one PaddedBatch and return the loss to back-propagate.
+
+    ``forward`` is what computes the ASR output (default: ``model`` itself); Opacus'
+    ``GradSampleModule`` wrapping ``model`` is passed here, while the adversary is
+    reached through ``model`` (its layers carry the per-sample hooks either way).
+    """
     feats, lens = batch.feats.data.to(device), batch.feats.lengths.to(device)
     tokens, token_lens = batch.tokens.data.to(device), batch.tokens.lengths.to(device)
     if augment is not None and model.training:
         feats = augment(feats)
-    out = model(feats, lens)
+    out = (forward or model)(feats, lens)
     ctc = ctc_objective(out, tokens, token_lens)
     loss, adv_loss, adv_acc, reset = ctc, None, None, ()
     if model.adversary is not None:

@@ -1,0 +1,51 @@
+"""Every federated recipe hparams file runs one round in debug size on the tiny corpus.
+
+A file whose aggregator needs more clients than the tiny corpus has (Krum with f=6 needs 15)
+must fail at setup with a clear message, before any training.
+"""
+
+import pytest
+
+from speechfl.experiment.run import run_federated
+from tests.integration.helpers import RECIPES, TINY_MODEL
+from speechfl.experiment.hparams import load_hparams
+
+FILES = sorted((RECIPES / "federated" / "hparams").glob("*.yaml"))
+LIBRISPEECH_ONLY = {"fedavg.yaml", "fedadam.yaml"}  # need --data_folder; same keys as synthetic_fedavg
+
+
+@pytest.mark.parametrize("path", [f for f in FILES if f.name not in LIBRISPEECH_ONLY], ids=lambda p: p.stem)
+def test_recipe_runs_one_round_in_debug_size(path, tiny_hparams_overrides, tmp_path):
+    argv = [*tiny_hparams_overrides, f"--output_folder={tmp_path}", *TINY_MODEL, "--rounds=1", "--eval_every=0"]
+    hp = load_hparams(path, argv)
+    agg = hp["aggregator"]
+    if isinstance(agg, dict) and agg.get("f", 0) >= 2:
+        with pytest.raises(ValueError, match="needs at least"):
+            run_federated(hp, str(path), argv, progress=False)
+        return
+    res = run_federated(hp, str(path), argv, progress=False)
+    (r,) = res["rounds"]
+    assert r["bytes_up"] > 0 and res["test"]["n_utts"] > 0
+    if hp.get("dp_user"):
+        assert r["epsilon"] > 0
+    if hp.get("dp_sample"):
+        assert r["epsilon_sample_max"] > 0
+    if hp.get("adversary"):
+        assert r["adversary_train_accuracy"] is not None
+    if hp.get("malicious"):
+        assert res["attack"]["malicious_clients"]
+    if hp.get("uplink"):
+        assert res["communication"]["compression_ratio_up"] > 1.5
+
+
+@pytest.mark.parametrize("name", sorted(LIBRISPEECH_ONLY))
+def test_librispeech_files_share_the_synthetic_keys(name):
+    import yaml
+
+    class Loose(yaml.SafeLoader):
+        pass
+
+    Loose.add_multi_constructor("!", lambda loader, suffix, node: None)
+    keys = lambda p: set(yaml.load(p.read_text(), Loader=Loose))  # noqa: E731
+    assert keys(RECIPES / "federated" / "hparams" / name) == keys(RECIPES / "federated" / "hparams" /
+                                                                  "synthetic_fedavg.yaml")
