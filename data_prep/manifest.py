@@ -9,39 +9,15 @@ with the same configuration finds it and skips, as SpeechBrain's prepare scripts
 import csv
 import io
 import json
-import os
-import uuid
 from pathlib import Path
+
+from speechfl.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 
 MANIFEST_COLUMNS = ("ID", "duration", "wav", "spk_id", "gender", "wrd")
 
 
 class DataPrepError(ValueError):
     """Bad input to a data preparation; the message names the offending file or folder."""
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "xb") rather than mkstemp: the file gets the usual umask permissions, not 0600
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path, text):
-    """Atomically write UTF-8 ``text`` to ``path``."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_csv_atomic(path, columns, rows):

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 
-def _atomic(path: str | os.PathLike, mode: str, write) -> None:
+def _atomic(path: str | os.PathLike, mode: str, write) -> Path:
+    """Write through a temporary sibling, fsync, then ``os.replace`` (readers never see a torn file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # open(..., "x") rather than mkstemp: the file gets the usual umask permissions, not 0600
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with os.fdopen(fd, mode) as fh:
+        with open(tmp, mode.replace("w", "x")) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -24,17 +26,22 @@ def _atomic(path: str | os.PathLike, mode: str, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return _atomic(path, "wb", lambda fh: fh.write(data))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temp file in the same folder, then ``os.replace``."""
     import torch
 
-    _atomic(path, "wb", lambda fh: torch.save(obj, fh))
+    return _atomic(path, "wb", lambda fh: torch.save(obj, fh))
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    _atomic(path, "w", lambda fh: fh.write(text))
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _clean(obj: Any) -> Any:
