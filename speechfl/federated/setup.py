@@ -21,7 +21,7 @@ from speechfl.federated.server_opt import SERVER_OPTIMIZERS
 from speechfl.federated.update import ParamLayout, flatten_params
 from speechfl.registry import build_from_spec, require_keys
 
-ENGINES = ("inprocess", "centralized", "flower-sim")
+ENGINES = ("inprocess", "centralized", "flower-sim", "flower")  # flower: a real deployment (flwr run)
 CLIENT_KEYS = set(ClientConfig.__dataclass_fields__)
 
 
