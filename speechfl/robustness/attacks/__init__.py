@@ -1,0 +1,6 @@
+"""Malicious-client update attacks; importing this package registers them in ``ATTACKS``."""
+
+from speechfl.robustness.attacks import adaptive, local, mimic, omniscient  # noqa: F401  (register)
+from speechfl.robustness.attacks.base import UpdateAttack
+
+__all__ = ["UpdateAttack"]
