@@ -1,0 +1,298 @@
+"""Sweep a grid of experiments: ``speechfl sweep GRID.yaml --out DIR``.
+
+Grid file (YAML)::
+
+    base: recipes/LibriSpeech/ASR/federated/hparams/synthetic_fedavg.yaml  # relative to the grid file, else cwd
+    overrides: ["--rounds=3", "--hidden=128"]      # applied to every cell
+    grid:                                          # cartesian product of named axes, in file order
+      compression: {none: [], topk_ef: ["--uplink={name: ef, inner: {name: topk, fraction: 0.01}}"]}
+      defense: {none: [], dp_user: ["--dp_user={clip: 1.0, noise_multiplier: 0.5}"]}
+    cells:                                         # optional explicit cells, run after the grid
+      - {name: centralized, overrides: ["--engine=centralized"]}
+    evaluate: {attackers: [linear, mlp]}           # optional keyword arguments of evaluate_run;
+                                                   # false: no privacy/fairness evaluation
+
+A cell's overrides are ``overrides`` + one value's list per axis (or the explicit
+cell's list) + ``--output_folder=DIR/cells/<name>``; a later override of the same
+key replaces an earlier one. The cell name is the slug ``axis-value__axis-value``
+(or the explicit ``name``), so it is deterministic. Every key is checked against
+the base file before anything runs.
+
+Each cell runs in this process via :func:`speechfl.experiment.run.run_federated`,
+then :func:`speechfl.experiment.evaluate.evaluate_run`. A cell is *finished* when
+its results.json exists and holds the ``privacy`` and ``fairness`` sections, or
+its evaluation failed (``evaluate_error.txt``: delete it to evaluate again), or
+evaluation is off; finished cells are skipped on a rerun. A cell whose training raises gets ``error.txt``
+(the traceback) and status ``failed``, and the sweep goes on; a rerun retries it.
+Training itself resumes from the cell's checkpoint. ``DIR/sweep.json`` (the
+index, written atomically after every cell) and ``DIR/table.{csv,md}`` are
+rewritten at the end.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import re
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+from speechfl.experiment.table import Table, rows_from, to_csv, to_markdown
+from speechfl.io import atomic_write_json, atomic_write_text, read_json
+
+logger = logging.getLogger(__name__)
+GRID_KEYS = {"base", "overrides", "grid", "cells", "evaluate"}
+INDEX = "sweep.json"
+STATUSES = ("pending", "failed", "trained", "evaluate failed", "done")
+
+
+class GridError(ValueError):
+    """A malformed grid file, or a sweep folder run with a different grid."""
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.")
+    if not s:
+        raise GridError(f"name {text!r} has no usable characters for a folder name")
+    return s
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    name: str
+    axes: Dict[str, str]
+    overrides: Tuple[str, ...]
+
+
+@dataclass
+class Grid:
+    path: Path
+    base: Path
+    axes: List[str]
+    cells: List[CellSpec]
+    evaluate: Optional[dict]  # None: evaluation off
+
+
+def _override_list(value, where: str) -> List[str]:
+    from speechfl.experiment.hparams import HparamsError, parse_overrides
+
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GridError(f"{where} must be a list of '--key=value' strings, got {value!r}")
+    try:
+        parse_overrides(value)
+    except HparamsError as exc:
+        raise GridError(f"{where}: {exc}") from None
+    return list(value)
+
+
+def expand(axes: Dict[str, Dict[str, list]], common: List[str]) -> List[CellSpec]:
+    """Cartesian product of the axes (file order, last axis fastest) as cells."""
+    names = list(axes)
+    values = [list(axes[a]) for a in names]
+    cells = []
+    for combo in itertools.product(*values) if names else []:
+        overrides = list(common)
+        for a, v in zip(names, combo):
+            overrides += _override_list(axes[a][v], f"grid.{a}.{v}")
+        cells.append(CellSpec("__".join(f"{slug(a)}-{slug(v)}" for a, v in zip(names, combo)),
+                              dict(zip(names, map(str, combo))), tuple(overrides)))
+    return cells
+
+
+def load_grid(path) -> Grid:
+    """Read and check a grid file (unknown keys, bad overrides, unknown hparams names, duplicate cells)."""
+    from speechfl.experiment.hparams import HparamsError, apply_overrides, parse_overrides
+
+    path = Path(path)
+    if not path.is_file():
+        raise GridError(f"grid file {path} does not exist")
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise GridError(f"{path}: a grid file is a mapping with keys {sorted(GRID_KEYS)}")
+    unknown = sorted(set(spec) - GRID_KEYS)
+    if unknown or "base" not in spec:
+        raise GridError(f"{path}: unknown keys {unknown} or no 'base'; valid keys: {', '.join(sorted(GRID_KEYS))}")
+    candidates = [path.parent / str(spec["base"]), Path(str(spec["base"]))]
+    base = next((c.resolve() for c in candidates if c.is_file()), None)
+    if base is None:
+        raise GridError(f"{path}: base hparams {spec['base']!r} found neither next to the grid file nor in the cwd")
+    common = _override_list(spec.get("overrides"), "overrides")
+    axes = spec.get("grid") or {}
+    if not isinstance(axes, dict) or not all(isinstance(v, dict) and v for v in axes.values()):
+        raise GridError(f"{path}: 'grid' maps axis names to non-empty {{value name: [overrides]}} mappings")
+    cells = expand(axes, common)
+    for i, c in enumerate(spec.get("cells") or []):
+        if not isinstance(c, dict) or set(c) - {"name", "overrides"} or "name" not in c:
+            raise GridError(f"{path}: cells[{i}] must be {{name: ..., overrides: [...]}}, got {c!r}")
+        cells.append(CellSpec(slug(c["name"]), {}, tuple(common + _override_list(c.get("overrides"), f"cells[{i}]"))))
+    if not cells:
+        raise GridError(f"{path}: the grid has no cells (give 'grid' axes or 'cells')")
+    dupes = sorted({c.name for c in cells if [d.name for d in cells].count(c.name) > 1})
+    if dupes:
+        raise GridError(f"{path}: duplicate cell names {dupes}")
+    text = base.read_text()
+    for c in cells:
+        try:
+            apply_overrides(text, parse_overrides(c.overrides), where=str(base))
+        except HparamsError as exc:
+            raise GridError(f"{path}: cell {c.name}: {exc}") from None
+    evaluate = spec.get("evaluate", {})
+    if evaluate is False or evaluate is None:
+        evaluate = None
+    elif not isinstance(evaluate, dict):
+        raise GridError(f"{path}: 'evaluate' is a mapping of evaluate_run arguments or false, got {evaluate!r}")
+    return Grid(path=path.resolve(), base=base, axes=list(axes), cells=cells, evaluate=evaluate)
+
+
+def _evaluator(kwargs: dict):
+    """``evaluate_run`` with the grid's arguments checked, or None if that module is not installed."""
+    try:
+        from speechfl.experiment.evaluate import evaluate_run
+    except ModuleNotFoundError as exc:
+        if exc.name != "speechfl.experiment.evaluate":
+            raise
+        return None
+    params = inspect.signature(evaluate_run).parameters
+    bad = sorted(k for k in kwargs if k not in params or k in ("run_dir", "progress"))
+    if bad:
+        raise GridError(f"unknown evaluate argument(s) {bad}; valid: "
+                        f"{', '.join(p for p in params if p not in ('run_dir', 'progress'))}")
+    return evaluate_run
+
+
+def cell_status(cell_dir: Path, evaluate: bool = True) -> str:
+    """One of :data:`STATUSES`, from the files in ``cell_dir``."""
+    if (cell_dir / "results.json").exists():
+        if (cell_dir / "evaluate_error.txt").exists():
+            return "evaluate failed"
+        res = read_json(cell_dir / "results.json")
+        return "done" if evaluate and "privacy" in res and "fairness" in res else "trained"
+    return "failed" if (cell_dir / "error.txt").exists() else "pending"
+
+
+def is_finished(status: str, evaluate: bool) -> bool:
+    return status in ("done", "evaluate failed") or (status == "trained" and not evaluate)
+
+
+@dataclass
+class CellOutcome:
+    name: str
+    axes: Dict[str, str]
+    overrides: List[str]
+    dir: str                  # relative to the sweep folder
+    status: str
+    action: str               # skipped | ran | evaluated (training was already done)
+    seconds: float
+    error: Optional[str]      # last line of the traceback
+
+
+@dataclass
+class SweepResult:
+    out: Path
+    cells: List[CellOutcome]
+    table: Table
+    csv: Path
+    markdown: Path
+
+
+def _check_identity(cell: CellSpec, cell_dir: Path) -> None:
+    marker = cell_dir / "cell.json"
+    if marker.exists() and read_json(marker)["overrides"] != list(cell.overrides):
+        raise GridError(f"{cell_dir} was run with other overrides than cell {cell.name!r} has now; "
+                        "use a new --out folder or delete that cell's folder")
+
+
+def _write_error(path: Path) -> str:
+    text = traceback.format_exc()
+    atomic_write_text(path, text)
+    return text.strip().splitlines()[-1]
+
+
+def run_cell(grid: Grid, cell: CellSpec, cell_dir: Path, evaluate_fn, progress: bool) -> Tuple[str, Optional[str]]:
+    """Train (unless results.json exists) and evaluate one cell; returns (status, error line or None)."""
+    from speechfl.experiment.hparams import load_hparams
+    from speechfl.experiment.run import run_federated
+
+    if not (cell_dir / "results.json").exists():
+        (cell_dir / "error.txt").unlink(missing_ok=True)
+        argv = [*cell.overrides, f"--output_folder={cell_dir}"]
+        try:
+            hparams = load_hparams(grid.base, argv)
+            run_federated(hparams, str(grid.base), argv, progress=progress)
+        except Exception:  # noqa: BLE001 - a failed cell is recorded and the sweep goes on
+            return "failed", _write_error(cell_dir / "error.txt")
+    if grid.evaluate is None or evaluate_fn is None:
+        return "trained", None
+    try:
+        evaluate_fn(cell_dir, progress=progress, **grid.evaluate)
+    except Exception:  # noqa: BLE001
+        return "evaluate failed", _write_error(cell_dir / "evaluate_error.txt")
+    return "done", None
+
+
+def run_sweep(grid_path, out, progress: bool = True) -> SweepResult:
+    """Run every unfinished cell of the grid in ``out``, then write the index and the table."""
+    from tqdm.auto import tqdm
+
+    grid = load_grid(grid_path)
+    out = Path(out).resolve()
+    evaluate_fn = _evaluator(grid.evaluate) if grid.evaluate is not None else None
+    if grid.evaluate is not None and evaluate_fn is None:
+        logger.warning("speechfl.experiment.evaluate is not installed: cells are trained, not evaluated")
+    for cell in grid.cells:
+        _check_identity(cell, out / "cells" / cell.name)
+    outcomes: List[CellOutcome] = []
+    for cell in grid.cells:
+        d = out / "cells" / cell.name
+        outcomes.append(CellOutcome(cell.name, cell.axes, list(cell.overrides), str(d.relative_to(out)),
+                                    cell_status(d, grid.evaluate is not None), "pending", 0.0, None))
+    _write_index(out, grid, outcomes)
+    bar = tqdm(list(zip(grid.cells, outcomes)), desc="sweep", unit="cell", disable=not progress)
+    for cell, oc in bar:
+        bar.set_postfix_str(oc.name)
+        if is_finished(oc.status, grid.evaluate is not None):
+            oc.action = "skipped"
+            continue
+        d = out / oc.dir
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(d / "cell.json", {"name": oc.name, "axes": oc.axes, "overrides": oc.overrides,
+                                            "base": str(grid.base)})
+        oc.action = "evaluated" if oc.status == "trained" else "ran"
+        start = time.time()
+        oc.status, oc.error = run_cell(grid, cell, d, evaluate_fn, progress)
+        oc.seconds = time.time() - start
+        if oc.error:
+            tqdm.write(f"cell {oc.name}: {oc.status}: {oc.error} (see {d})")
+        _write_index(out, grid, outcomes)
+    table = load_table(out)
+    csv_path, md_path = out / "table.csv", out / "table.md"
+    atomic_write_text(csv_path, to_csv(table))
+    atomic_write_text(md_path, to_markdown(table))
+    return SweepResult(out=out, cells=outcomes, table=table, csv=csv_path, markdown=md_path)
+
+
+def _write_index(out: Path, grid: Grid, outcomes: List[CellOutcome]) -> None:
+    atomic_write_json(out / INDEX, {"grid": str(grid.path), "base": str(grid.base), "axes": grid.axes,
+                                    "evaluate": grid.evaluate, "cells": [asdict(o) for o in outcomes]})
+
+
+def load_table(out) -> Table:
+    """The sweep table of folder ``out`` from its index and each cell's results.json."""
+    out = Path(out)
+    if not (out / INDEX).exists():
+        raise FileNotFoundError(f"{out} is not a sweep folder (no {INDEX}); run `speechfl sweep` first")
+    index = read_json(out / INDEX)
+
+    def load(entry):
+        path = out / entry["dir"] / "results.json"
+        return read_json(path) if path.exists() else None
+
+    return Table(axes=list(index.get("axes") or []), rows=rows_from(index["cells"], load))

@@ -1,0 +1,163 @@
+"""`speechfl sweep` / `speechfl report` on the tiny corpus: table, resume, failed cells, plots."""
+
+import csv
+import json
+import os
+
+import pytest
+import torch
+import yaml
+
+from speechfl.cli import main as cli_main
+from speechfl.experiment.demo import ensure_corpus
+from speechfl.experiment.report import write_report
+from speechfl.experiment.sweep import GridError, load_grid, run_sweep
+from speechfl.experiment.table import COLUMN_KEYS
+from tests.integration.helpers import FED_HPARAMS, TINY_MODEL
+
+FAST = ["--rounds=2", "--clients_per_round=4", "--eval_every=1", "--record_updates=[1, 2]", "--augment=null",
+        "--client={local_epochs: null, local_steps: 2, batch_size: 4, optimizer: {name: adam, lr: 0.003}}"]
+TOPK = "--uplink={name: ef, inner: {name: topk, fraction: 0.05}}"
+
+
+def write_grid(path, tiny_hparams_overrides, **extra):
+    spec = {
+        "base": str(FED_HPARAMS),
+        "overrides": [*tiny_hparams_overrides, *TINY_MODEL, *FAST],
+        "grid": {"compression": {"none": [], "topk_ef": [TOPK]}, "defense": {"none": []}},
+        "cells": [{"name": "broken", "overrides": ["--aggregator=no_such_aggregator"]}],
+        "evaluate": {"attackers": ["linear"], "max_per_speaker": 6},
+    }
+    spec.update(extra)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_hparams_overrides, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    grid = write_grid(root / "grid.yaml", tiny_hparams_overrides)
+    return grid, root / "out", run_sweep(grid, root / "out", progress=False)
+
+
+def test_grid_cells_are_named_from_the_axes_and_run(swept):
+    grid, out, result = swept
+    names = [c.name for c in result.cells]
+    assert names == ["compression-none__defense-none", "compression-topk_ef__defense-none", "broken"]
+    assert [c.status for c in result.cells] == ["done", "done", "failed"]
+    assert all(c.action == "ran" for c in result.cells)
+    index = json.loads((out / "sweep.json").read_text())
+    assert [c["status"] for c in index["cells"]] == ["done", "done", "failed"]
+
+
+def test_table_has_every_column_filled_or_marked_not_applicable(swept):
+    _, out, _ = swept
+    rows = {r["cell"]: r for r in csv.DictReader((out / "table.csv").open())}
+    assert set(rows) == {"compression-none__defense-none", "compression-topk_ef__defense-none", "broken"}
+    for name in ("compression-none__defense-none", "compression-topk_ef__defense-none"):
+        row = rows[name]
+        for key in COLUMN_KEYS:
+            value = row[key]
+            assert value and (value.startswith("n/a: ") and len(value) > 5 or value == value.strip()), (key, value)
+        for key in ("test_wer", "test_cer", "spk_wer_std", "attacker_top1", "attacker_eer", "membership_auc",
+                    "uplink_mb", "client_s_per_round"):
+            assert not row[key].startswith("n/a"), (name, key, row[key])
+        assert row["epsilon_user"] == "n/a: no user-level DP" and row["wer_under_attack"] == "n/a: no attack"
+        assert 0.0 <= float(row["attacker_top1"]) <= 1.0
+    # Top-5% with error feedback really sends fewer bytes than dense fp32.
+    assert float(rows["compression-topk_ef__defense-none"]["uplink_mb"]) < \
+        0.2 * float(rows["compression-none__defense-none"]["uplink_mb"])
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["test_wer"] == "n/a: run failed"
+    md = (out / "table.md").read_text()
+    assert sum(line.startswith("| ") for line in md.splitlines()) == 4 and "n/a[" in md
+
+
+def test_failed_cell_keeps_its_traceback(swept):
+    _, out, result = swept
+    err = (out / "cells" / "broken" / "error.txt").read_text()
+    assert "Traceback" in err and "no_such_aggregator" in err
+    assert "no_such_aggregator" in result.cells[2].error
+
+
+def test_report_writes_pngs_and_html_that_references_them(swept):
+    _, out, _ = swept
+    rep = write_report(out)
+    assert len(rep.pngs) == 4
+    page = rep.html.read_text()
+    md = rep.markdown.read_text()
+    for png in rep.pngs:
+        assert png.parent == rep.html.parent and png.stat().st_size > 5000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"href='{png.name}'" in page and f"({png.name})" in md
+    assert page.count("data:image/png;base64,") == 4
+    # both trained cells have WER and uplink: at least one is on that front, and the failed cell is listed as missing
+    assert rep.optimal["wer_vs_uplink"]
+    assert "broken (run failed)" in page
+
+
+def test_rerun_skips_finished_cells_and_retries_the_failed_one(swept, capsys):
+    grid, out, _ = swept
+    stamps = {p: os.stat(p).st_mtime_ns for p in out.glob("cells/*/results.json")}
+    assert len(stamps) == 2
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit) as exc:  # the broken cell still fails: non-zero exit, table printed
+            cli_main(["sweep", str(grid), "--out", str(out), "--no-progress", "--threads", "1"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert exc.value.code == 1
+    printed = capsys.readouterr().out
+    assert "2 already finished" in printed and "failed: broken" in printed and "| cell |" in printed
+    assert {p: os.stat(p).st_mtime_ns for p in out.glob("cells/*/results.json")} == stamps
+    cli_main(["report", str(out)])
+    assert "report:" in capsys.readouterr().out
+
+
+def test_changed_overrides_for_an_existing_cell_folder_are_refused(swept, tiny_hparams_overrides, tmp_path):
+    _, out, _ = swept
+    other = write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides,
+                       grid={"compression": {"none": ["--rounds=3"]}, "defense": {"none": []}})
+    with pytest.raises(GridError, match="other overrides"):
+        run_sweep(other, out, progress=False)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"colour": 1}, "unknown keys"),
+    ({"overrides": ["--no_such_key=1"]}, "unknown override key"),
+    ({"overrides": ["rounds=2"]}, "--key=value"),
+    ({"base": "missing.yaml"}, "found neither"),
+    ({"cells": [{"name": "compression-none__defense-none", "overrides": []}]}, "duplicate cell names"),
+    ({"grid": {"compression": {}}}, "non-empty"),
+    ({"evaluate": "yes"}, "'evaluate' is a mapping"),
+])
+def test_bad_grid_files_are_clear_errors(tmp_path, tiny_hparams_overrides, change, message):
+    grid = write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides, **change)
+    with pytest.raises(GridError, match=message):
+        load_grid(grid)
+
+
+def test_unknown_evaluate_argument_is_refused_before_anything_runs(tmp_path, tiny_hparams_overrides):
+    grid = write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides, evaluate={"attackerz": ["linear"]})
+    with pytest.raises(GridError, match="unknown evaluate argument"):
+        run_sweep(grid, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_demo_command_reuses_finished_cells_and_prints_the_report_path(swept, capsys):
+    grid, out, _ = swept
+    with pytest.raises(SystemExit) as exc:  # the grid's broken cell fails again
+        cli_main(["demo", "--out", str(out), "--grid", str(grid), "--no-progress"])
+    assert exc.value.code == 1
+    printed = capsys.readouterr().out
+    assert "| compression-none__defense-none |" in printed and "report: " in printed
+    assert (out / "report" / "report.html").exists()
+
+
+def test_demo_generates_the_grid_corpus_when_absent(tmp_path, tiny_hparams_overrides):
+    corpus = tmp_path / "fresh_corpus"
+    grid = write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides, overrides=[
+        f"--data_folder={corpus}", "--synthetic={speakers: 3, utterances: 2, seed: 5}"])
+    assert ensure_corpus(load_grid(grid), progress=False) == corpus
+    assert sorted(p.name for p in corpus.iterdir() if p.is_dir()) == ["dev", "test", "train"]
+    assert len(list(corpus.rglob("*.flac"))) == 6
