@@ -172,6 +172,14 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     corpus = prepare_corpus(hparams, progress=False)
     model = hparams["model"].to(device)  # freshly built with the run's seed: the initial model
     rows = {role: read_manifest(csv) for role, csv in corpus.manifests.items()}
+    if hparams.get("adversary"):
+        # The run's updates and model.pt include the adversary heads: rebuild them so layouts match.
+        from speechfl.privacy.adversarial import build_adversary
+
+        label_maps = {"speaker": {s: i for i, s in enumerate(sorted({r["spk_id"] for r in rows["train"]}))},
+                      "gender": {g: i for i, g in enumerate(sorted({r["gender"] for r in rows["train"]}))}}
+        model.attach_adversary(build_adversary(hparams["adversary"], rep_dim=model.rep_dim, label_maps=label_maps,
+                                               total_steps=1, seed=int(hparams["seed"])).to(device))
 
     role_of = {r["ID"]: role for role, rs in rows.items() for r in rs}
 
@@ -187,7 +195,7 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     members = _cap_per_speaker(rows["train"], max(1, max_per_speaker // 2))
     nonmembers = _cap_per_speaker(rows["valid"] + rows["test"], max(1, max_per_speaker // 2))
     ref = losses_of(model, members + nonmembers)
-    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("adversary.")})
+    model.load_state_dict(state)
 
     # Representations and Fbank of every speaker (capped), from all splits.
     parts = [extract(model, corpus.manifests[role], _cap_per_speaker(rows[role], max_per_speaker), corpus, device)
@@ -214,14 +222,17 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     # Server-side threats from recorded rounds.
     recorded = _recorded(run_dir)
     enroll = probe = updates = genders = losses = owner = client_ids = None
-    if recorded and not recorded[-1].get("secure_aggregation"):
+    server_side_note = None
+    if recorded and len(recorded[-1]["updates"]) < 2:
+        server_side_note = "fewer than 2 clients per recorded round (e.g. a centralized run): nothing to link or infer"
+    if recorded and not recorded[-1].get("secure_aggregation") and server_side_note is None:
         last = recorded[-1]
         updates = {c: u.float() for c, u in last["updates"].items()}
         genders = _client_gender(results["partition"].get("genders", {}))
         if len(recorded) >= 2:
             enroll = {c: u.float() for c, u in recorded[0]["updates"].items()}
             probe = {c: u.float() for c, u in last["updates"].items() if c in enroll}
-            if not probe:
+            if len(enroll) < 2 or not probe:
                 enroll = probe = None
         # Source inference: local model of client c = global at round start + its decoded update.
         part = (pooled_partition(rows["train"]) if hparams.get("engine") == "centralized" else
@@ -250,6 +261,8 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
         families=families, seed=seed, progress=progress)
     if recorded and recorded[-1].get("secure_aggregation"):
         report.notes["server_side"] = "secure aggregation: the server only saw masked updates"
+    if server_side_note:
+        report.notes["server_side"] = server_side_note
     privacy = report.to_dict()
     privacy.update(_summary(privacy, results))
 

@@ -30,3 +30,20 @@ def test_evaluate_adds_privacy_and_fairness(tiny_hparams_overrides, tmp_path, ca
     assert f["individual"]["max"] >= f["individual"]["mean"]
     assert "gender" in f and "worst_group" in f["gender"]
     assert res["evaluation"]["attackers"] == ["linear", "mlp"]
+
+
+def test_evaluate_adversarial_centralized_run_skips_server_side_with_reason(tiny_hparams_overrides, tmp_path):
+    """The adversary heads are part of model.pt and the recorded updates; one pooled client has nothing to link."""
+    from speechfl.experiment.evaluate import evaluate_run
+
+    out = tmp_path / "run"
+    argv = ["--rounds=1", "--record_updates=[1]", "--eval_every=0", "--engine=centralized",
+            "--adversary={target: speaker, heads: [linear], weight: 0.5}"]
+    run_federated(fed_hparams(tiny_hparams_overrides, out, *argv), str(FED_HPARAMS),
+                  [*tiny_hparams_overrides, f"--output_folder={out}", "--channels=16", "--proj=96", "--hidden=96",
+                   "--layers=2", *argv], progress=False)
+    res = evaluate_run(out, attackers=["linear"], progress=False)
+    p = res["privacy"]
+    assert "skipped" in p["linkage"] and "skipped" in p["source_inference"]
+    assert "fewer than 2 clients" in p["notes"]["server_side"]
+    assert p["representations"]["strongest"]["top1"] > 0
