@@ -63,8 +63,10 @@ def main(argv=None):
     p.add_argument("--utterances", type=int, default=20)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--uplink", default="null", help="uplink compressor spec (YAML)")
-    p.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "synthetic_round")
+    p.add_argument("--corpus", type=Path, default=None, help="default: corpora/synthetic_<speakers>x<utterances>")
     args = p.parse_args(argv)
+    if args.corpus is None:
+        args.corpus = ROOT / "corpora" / f"synthetic_{args.speakers}x{args.utterances}"
     out = Path(tempfile.mkdtemp(prefix="bench_round_"))
     hp = load_hparams(HPARAMS, [
         f"--data_folder={args.corpus}", f"--synthetic={{speakers: {args.speakers}, utterances: {args.utterances}, seed: 0}}",
