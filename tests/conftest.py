@@ -12,6 +12,15 @@ import torch
 # threads make recurrent layers ~10x slower).
 torch.set_num_threads(int(os.environ.get("SPEECHFL_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (small attacker models: more threads only add overhead)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 TINY = {"speakers": 6, "utterances": 12, "seed": 3}
 
 

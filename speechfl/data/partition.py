@@ -10,7 +10,7 @@ silently). The partition is recorded in results.json.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Dict, List
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import torch
 from tqdm.auto import tqdm

@@ -14,12 +14,7 @@ pytestmark = pytest.mark.slow
 N_SPEAKERS, N_UTTS = 12, 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small MLPs: threads only add overhead
 
 
 @pytest.fixture(scope="session")

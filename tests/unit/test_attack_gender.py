@@ -10,12 +10,7 @@ from speechfl.attackers.splits import grouped_folds
 from speechfl.attackers.types import UtteranceSet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small MLPs: threads only add overhead
 
 
 def speakers(n_spk=12, n_utt=5, d=12, gender_shift=1.5, seed=0):

@@ -9,12 +9,7 @@ from speechfl.attackers import update_linkage_attack
 from speechfl.attackers.sketch import count_sketch, stack_updates
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small MLPs: threads only add overhead
 
 
 

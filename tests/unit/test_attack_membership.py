@@ -9,12 +9,7 @@ import torch
 from speechfl.attackers import membership_inference
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small MLPs: threads only add overhead
 
 
 def run(m, n, mg=None, ng=None, ms=None, ns=None, **kw):

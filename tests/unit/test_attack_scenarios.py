@@ -7,12 +7,7 @@ from speechfl.attackers import scenario_attacks
 from speechfl.attackers.types import UtteranceSet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small MLPs: threads only add overhead
 
 
 def clusters(n_spk=12, n_utt=8, d=16, seed=0):

@@ -14,13 +14,7 @@ from speechfl.registry import RegistryError
 FAST = {"xvector": {"channels": 32, "emb_dim": 32, "epochs": 20, "crop": 40, "batch_size": 16}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: one thread avoids OpenMP oversubscription on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small MLPs: threads only add overhead
 
 
 def clusters(n_spk=12, n_utt=8, d=16, sep=1.5, noise=2.0, seed=0, informative=True):

@@ -11,12 +11,7 @@ from speechfl.attackers.types import UtteranceSet
 from speechfl.metrics.fairness import UttResult
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small MLPs: threads only add overhead
 
 
 def clusters(n_spk=12, n_utt=6, d=12, sep=1.5, seed=0):

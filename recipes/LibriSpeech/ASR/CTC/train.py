@@ -25,7 +25,6 @@ from speechfl.experiment.hparams import load_hparams
 from speechfl.experiment.results import centralized_results
 from speechfl.io import atomic_write_json
 from speechfl.metrics.asr import summarize, transcribe
-from speechfl.models.asr import count_parameters
 from speechfl.models.objective import ctc_objective
 
 logger = logging.getLogger(__name__)
