@@ -194,9 +194,8 @@ class Server:
 
 
 def min_updates(robust) -> int:
-    """Fewest updates the robust pipeline accepts (e.g. Krum needs n > 2f + 2)."""
-    parts = [getattr(robust, "aggregator", robust)] + list(getattr(robust, "preaggregators", []))
-    return max([1] + [p.min_rows() for p in parts if hasattr(p, "min_rows")])
+    """Fewest updates the robust pipeline accepts (Krum needs n > 2f + 2; bucketing in front needs more)."""
+    return int(robust.min_rows()) if hasattr(robust, "min_rows") else 1
 
 
 def ctx_support_size(compressor, ctx) -> int:

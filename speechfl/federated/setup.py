@@ -153,6 +153,9 @@ def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
     robust = build_robust_pipeline(hparams.get("aggregator", "weighted_mean"), list(hparams.get("preaggregators") or []))
     server_optimizer = build_from_spec(SERVER_OPTIMIZERS, hparams.get("server_optimizer", "fedavg"))
     per_round = len(sample_clients(partition.client_ids, hparams.get("clients_per_round", 1.0), seed, 1))
+    if getattr(uplink, "shared_support", False) and getattr(robust, "stateful", False):
+        raise ValueError(f"aggregator {robust.name!r} keeps a [d] state across rounds, but random-k with a shared "
+                         "mask aggregates on a different set of coordinates every round; use a stateless rule")
     from speechfl.federated.server import min_updates
 
     if per_round < min_updates(robust) and not hparams.get("dp_user"):
