@@ -10,6 +10,7 @@ inputs are missing is ``None`` with the reason in ``notes``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -54,6 +55,7 @@ class PrivacySuiteReport:
     membership: Optional[MembershipReport]
     strongest: Dict[str, Optional[ThreatSummary]]
     notes: Dict[str, str] = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)  # wall time of each attack that ran
 
     def to_dict(self) -> dict:
         out = {}
@@ -64,7 +66,7 @@ class PrivacySuiteReport:
                 out[k] = {s: r.to_dict() for s, r in v.items()}
             elif k == "strongest":
                 out[k] = {t: (None if s is None else asdict(s)) for t, s in v.items()}
-            elif k == "notes":
+            elif k in ("notes", "seconds"):
                 out[k] = dict(v)
             else:
                 out[k] = v.to_dict()
@@ -131,7 +133,14 @@ def run_privacy_suite(
     ``membership``: keyword arguments of :func:`membership_inference`.
     """
     notes: Dict[str, str] = {}
+    seconds: Dict[str, float] = {}
     kw = dict(families=families, family_params=family_params, seed=seed, progress=progress)
+
+    def timed(name: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds[name] = time.perf_counter() - t0
+        return out
 
     def need(name: str, ok: bool, why: str) -> bool:
         if not ok:
@@ -140,32 +149,33 @@ def run_privacy_suite(
 
     speaker = gender = fb_speaker = fb_gender = None
     if need("speaker", representations is not None, "no representations given"):
-        speaker = speaker_attacks(representations, **kw)
-        gender = gender_attack(representations, seed=seed)
+        speaker = timed("speaker", speaker_attacks, representations, **kw)
+        gender = timed("gender", gender_attack, representations, seed=seed)
     else:
         notes["gender"] = "no representations given"
     scen = None
     if need("scenarios", representations is not None and baseline_representations is not None,
             "needs both baseline_representations and representations"):
-        scen = scenario_attacks(baseline_representations, representations, **kw)
+        scen = timed("scenarios", scenario_attacks, baseline_representations, representations, **kw)
     if need("fbank_speaker", fbank is not None, "no Fbank features given"):
-        fb_speaker = speaker_attacks(fbank, **kw)
-        fb_gender = gender_attack(fbank, seed=seed)
+        fb_speaker = timed("fbank_speaker", speaker_attacks, fbank, **kw)
+        fb_gender = timed("fbank_gender", gender_attack, fbank, seed=seed)
     else:
         notes["fbank_gender"] = "no Fbank features given"
     link = ug = src = mia = None
     if need("update_linkage", linkage_enroll is not None and linkage_probe is not None,
             "needs recorded client updates of two rounds (linkage_enroll, linkage_probe)"):
-        link = update_linkage_attack(linkage_enroll, linkage_probe, seed=seed)
+        link = timed("update_linkage", update_linkage_attack, linkage_enroll, linkage_probe, seed=seed)
     if need("update_gender", client_updates is not None and client_genders is not None,
             "needs recorded client updates and client genders"):
-        ug = update_gender_attack(client_updates, client_genders, seed=seed)
+        ug = timed("update_gender", update_gender_attack, client_updates, client_genders, seed=seed)
     if need("source_inference", source_losses is not None and source_owner is not None,
             "needs per-client local-model losses of known training utterances"):
-        src = source_inference(source_losses, source_owner, client_ids=source_client_ids)
+        src = timed("source_inference", source_inference, source_losses, source_owner, client_ids=source_client_ids)
     if need("membership", membership is not None, "needs member / non-member losses"):
-        mia = membership_inference(**dict(membership))
-    report = PrivacySuiteReport(speaker, scen, gender, fb_speaker, fb_gender, link, ug, src, mia, strongest={}, notes=notes)
+        mia = timed("membership", membership_inference, **dict(membership))
+    report = PrivacySuiteReport(speaker, scen, gender, fb_speaker, fb_gender, link, ug, src, mia, strongest={}, notes=notes,
+                                seconds=seconds)
     report.strongest = _strongest(report)
     return report
 

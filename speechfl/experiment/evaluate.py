@@ -5,8 +5,9 @@ Everything is computed afresh from the run's files (results.json, model.pt, reco
 * representations: encoder outputs of up to ``max_per_speaker`` utterances of every speaker
   (train, dev and test), plus their raw Fbank (the no-protection reference);
 * server-side threats from the opt-in recorded rounds (``record_updates``): update linkage
-  (first vs last recorded round), gender from updates, and source inference with the local
-  models the server can reconstruct (global model at the round start + decoded update);
+  (each client's latest recorded update against its earlier ones, see :func:`linkage_sets`),
+  gender from every recorded update, and source inference with the local models the server
+  can reconstruct for the last recorded round (global model at the round start + decoded update);
 * membership inference on the final model: members are training utterances, non-members
   utterances of speakers never trained on; the calibrated variant subtracts each utterance's
   loss under the run's initial model (a per-utterance difficulty reference);
@@ -81,6 +82,26 @@ def utterance_losses(model, csv, ids, corpus, device="cpu") -> Dict[str, float]:
 def _recorded(run_dir: Path) -> List[dict]:
     files = sorted((run_dir / "recorded").glob("round_*.pt"))
     return [torch.load(f, weights_only=False) for f in files]
+
+
+def linkage_sets(recorded: List[dict]):
+    """(enroll, probe, history) for the server-side attacks, from every recorded round (oldest first).
+
+    ``history``: client -> its recorded updates in round order. A client seen in two or more
+    recorded rounds is a probe with its latest update, enrolled with its earlier ones; a client
+    seen once is enrolled only (a distractor). With partial participation this links far more
+    clients than two fixed rounds would. ``enroll``/``probe`` are None when fewer than two
+    clients are enrolled or nobody was seen twice.
+    """
+    history: Dict[str, List[torch.Tensor]] = {}
+    for rec in recorded:
+        for c, u in rec["updates"].items():
+            history.setdefault(c, []).append(u.float())
+    enroll = {c: torch.stack(us[:-1]) if len(us) > 1 else us[0] for c, us in history.items()}
+    probe = {c: us[-1] for c, us in history.items() if len(us) > 1}
+    if len(enroll) < 2 or not probe:
+        return None, None, history
+    return enroll, probe, history
 
 
 def _client_gender(partition_genders: Dict[str, List[str]]) -> Dict[str, str]:
@@ -227,18 +248,14 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
         server_side_note = "fewer than 2 clients per recorded round (e.g. a centralized run): nothing to link or infer"
     if recorded and not recorded[-1].get("secure_aggregation") and server_side_note is None:
         last = recorded[-1]
-        updates = {c: u.float() for c, u in last["updates"].items()}
         genders = _client_gender(results["partition"].get("genders", {}))
-        if len(recorded) >= 2:
-            enroll = {c: u.float() for c, u in recorded[0]["updates"].items()}
-            probe = {c: u.float() for c, u in last["updates"].items() if c in enroll}
-            if len(enroll) < 2 or not probe:
-                enroll = probe = None
+        enroll, probe, history = linkage_sets(recorded)
+        updates = {c: torch.stack(us) for c, us in history.items()}  # every recorded update of a client
         # Source inference: local model of client c = global at round start + its decoded update.
         part = (pooled_partition(rows["train"]) if hparams.get("engine") == "centralized" else
                 partition_speakers(rows["train"], int(hparams.get("speakers_per_client", 1)),
                                    int(hparams.get("min_utterances", 1)), int(hparams["seed"])))
-        client_ids = sorted(c for c in updates if c in part.utterances)
+        client_ids = sorted(c for c in last["updates"] if c in part.utterances)
         if len(client_ids) >= 2:
             known = [u for c in client_ids for u in sorted(part.utterances[c])[:4]]
             owner = torch.tensor([client_ids.index(c) for c in client_ids for _ in sorted(part.utterances[c])[:4]])
@@ -246,7 +263,7 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
             cols = []
             full_state = model.state_dict()
             for c in client_ids:
-                load_flat_params(model, layout, (last["global"] + updates[c]).to(device))
+                load_flat_params(model, layout, (last["global"] + last["updates"][c].float()).to(device))
                 lc = utterance_losses(model, corpus.manifests["train"], known, corpus, device)
                 cols.append(torch.tensor([lc[u] for u in known]))
             model.load_state_dict(full_state)

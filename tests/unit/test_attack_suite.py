@@ -55,6 +55,9 @@ def test_full_suite_names_strongest_per_threat_and_is_json():
     assert d["scenarios"] is None and "baseline" in d["notes"]["scenarios"]
     assert d["fbank_speaker"]["best_top1"] >= 0.9  # the unprotected reference is attacked too
     assert d["update_linkage"]["accuracy"] == 1.0
+    ran = {"speaker", "gender", "fbank_speaker", "fbank_gender", "update_linkage", "update_gender",
+           "source_inference", "membership"}
+    assert set(d["seconds"]) == ran and all(v >= 0 for v in d["seconds"].values())
 
 
 def test_suite_with_nothing_given_is_all_none_with_reasons():
@@ -62,6 +65,7 @@ def test_suite_with_nothing_given_is_all_none_with_reasons():
     d = rep.to_dict()
     assert all(v is None for v in d["strongest"].values())
     assert set(d["notes"]) >= {"speaker", "fbank_speaker", "update_linkage", "source_inference", "membership"}
+    assert d["seconds"] == {}  # nothing ran, nothing timed
 
 
 def test_scenarios_are_in_the_strongest_pool():
