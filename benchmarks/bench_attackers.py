@@ -1,21 +1,21 @@
-"""Attacker strength and speed on raw Fbank features of the synthetic corpus (no protection).
+"""Every privacy attacker's score and time: raw Fbank of the synthetic corpus and a real FedAvg run.
 
 Figures printed:
 
-1. speaker identification (top-1 vs chance) and verification EER per family,
+1. raw Fbank of every utterance of the default synthetic corpus (no protection):
+   speaker identification (top-1 vs chance) and verification EER per family,
    overall and per gender, with seconds; plus plain cosine on pooled Fbank
-   (no trained embedding, no LDA) as the naive reference;
-2. gender inference accuracy / AUC on held-out speakers;
-3. server-side attacks on a FedAvg proxy (one client per speaker, a small
-   next-frame predictor on Fbank trained with FedAvg): source inference from
-   the clients' local models, linkage of round-r+1 updates to round-r updates,
-   and gender inference from updates;
-4. wall time of the whole suite.
+   (no trained embedding, no LDA) as the naive reference; gender inference;
+2. a FedAvg ASR run without defense (one client per speaker, the trade-off
+   benchmarks' setting, ``benchmarks/_runner.py``, every round's updates
+   recorded), then ``speechfl evaluate`` on it: speaker and gender attacks on
+   the encoder output and on raw Fbank, update linkage, gender from updates,
+   source inference from the clients' local models, membership inference,
+   the strongest attacker per threat and every attack's seconds.
 
 Targets (issue): top-1 >= 95%, EER <= 5% on raw Fbank, source inference well
-above chance, whole suite < 5 minutes on 2 cores. The default run uses 40
-speakers x 25 utterances (1000 utterances); ``--full`` uses the default
-corpus size (48 x 50). Example::
+above chance, the full attacker suite (``evaluate``) < 5 minutes on 2 cores.
+Example::
 
     python benchmarks/bench_attackers.py --threads 2
 """
@@ -32,8 +32,8 @@ import torch
 
 from data_prep.speakers import read_speakers_txt
 from data_prep.synthetic import generate_corpus
-from speechfl.attackers import gender_attack, source_inference, speaker_attacks, update_gender_attack, update_linkage_attack
-from speechfl.attackers.pooling import Standardizer
+from _runner import ROOT, run_cell
+from speechfl.attackers import gender_attack, speaker_attacks
 from speechfl.attackers.types import UtteranceSet
 
 
@@ -80,100 +80,79 @@ def figure_gender(data: UtteranceSet) -> None:
           f"{rep.n_folds} folds; {time.perf_counter() - t0:.1f} s")
 
 
-def fedavg_proxy(data: UtteranceSet, rounds: int, local_steps: int, seed: int = 0):
-    """FedAvg of a next-frame predictor ``x_{t+1} ~ f(x_t)`` on standardised Fbank, one client per speaker.
+def figure_fedavg_run(corpus: Path, work: Path, rounds: int, families) -> None:
+    """A real FedAvg ASR run (the trade-off benchmarks' setting, every round recorded), then ``evaluate``."""
+    from speechfl.experiment.evaluate import evaluate_run
 
-    Returns the per-round client updates ``{round: {client: [d]}}``, the last
-    round's local models' losses ``[n_utts, n_clients]`` and the owner column.
-    """
-    norm = Standardizer.fit_frames(data.frames)
-    frames = [norm(f) for f in data.frames]
-    clients = sorted(set(data.spk_ids))
-    own = {c: [i for i, s in enumerate(data.spk_ids) if s == c] for c in clients}
-    d = data.dim
-    torch.manual_seed(seed)
-    glob = torch.nn.Sequential(torch.nn.Linear(d, 64), torch.nn.Tanh(), torch.nn.Linear(64, d))
-
-    def flat(m):
-        return torch.cat([p.detach().reshape(-1) for p in m.parameters()])
-
-    def utt_loss(model, i):
-        f = frames[i]
-        return torch.nn.functional.mse_loss(model(f[:-1]), f[1:])
-
-    updates, local = {}, {}
-    for r in range(rounds):
-        g_flat = flat(glob)
-        updates[r], local = {}, {}
-        for c in clients:
-            model = torch.nn.Sequential(torch.nn.Linear(d, 64), torch.nn.Tanh(), torch.nn.Linear(64, d))
-            model.load_state_dict(glob.state_dict())
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            x = torch.cat([frames[i][:-1] for i in own[c]])
-            y = torch.cat([frames[i][1:] for i in own[c]])
-            for _ in range(local_steps):
-                opt.zero_grad()
-                torch.nn.functional.mse_loss(model(x), y).backward()
-                opt.step()
-            updates[r][c] = flat(model) - g_flat
-            local[c] = model
-        with torch.no_grad():
-            for name, p in glob.named_parameters():
-                p.copy_(torch.stack([dict(m.named_parameters())[name] for m in local.values()]).mean(dim=0))
-    with torch.no_grad():
-        losses = torch.tensor([[float(utt_loss(local[c], i)) for c in clients] for i in range(len(frames))])
-    owner = torch.tensor([clients.index(s) for s in data.spk_ids])
-    return updates, losses, owner, clients
-
-
-def figure_server(data: UtteranceSet, rounds: int, local_steps: int) -> None:
     t0 = time.perf_counter()
-    updates, losses, owner, clients = fedavg_proxy(data, rounds, local_steps)
+    run = work / "fedavg"
+    res = run_cell(corpus, run, rounds, [f"--record_updates={list(range(1, rounds + 1))}"])
     t1 = time.perf_counter()
-    src = source_inference(losses, owner, client_ids=clients)
-    link = update_linkage_attack(updates[rounds - 2], updates[rounds - 1])
-    genders = dict(zip(data.spk_ids, data.genders))
-    ug = update_gender_attack({c: torch.stack([updates[r][c] for r in range(rounds)]) for c in clients}, genders)
-    print(f"\n[server-side, FedAvg proxy: {len(clients)} clients, {rounds} rounds x {local_steps} local steps, "
-          f"d={updates[0][clients[0]].numel()}; training {t1 - t0:.1f} s]")
-    print(f"source inference: accuracy {src.accuracy:.3f} vs chance {src.chance:.3f}")
-    meth = ", ".join(f"{m} {v.accuracy:.3f}/{v.eer:.3f}" for m, v in link.methods.items())
-    print(f"update linkage (acc/EER): {meth}; chance {link.chance:.3f}")
-    print(f"gender from updates: acc {ug.accuracy:.3f}, AUC {ug.auc:.3f} ({ug.strongest}); "
-          f"attacks {time.perf_counter() - t1:.1f} s")
+    print(f"\n[FedAvg ASR run, no defense: {len(res['partition']['clients'])} clients, {rounds} rounds x "
+          f"{len(res['rounds'][-1]['clients'])} clients, test CER {res['test']['cer']:.1f}%; training {t1 - t0:.0f} s]")
+    res = evaluate_run(run, attackers=families, progress=False)
+    wall = time.perf_counter() - t1
+    p = res["privacy"]
+    sec = p.get("seconds", {})
+    for label, key in (("encoder output", "speaker"), ("raw Fbank", "fbank_speaker")):
+        rep = p[key]
+        fams = "  ".join(f"{f} {v['top1']:.3f}/{v['eer']:.3f}" for f, v in rep["families"].items())
+        print(f"speaker attacks on {label} ({rep['n_utts']} utts; top-1/EER): {fams}; chance {rep['chance']:.3f}; "
+              f"{sec.get(key, float('nan')):.1f} s")
+    for label, key in (("encoder output", "gender"), ("raw Fbank", "fbank_gender")):
+        g = p[key]
+        print(f"gender from {label}: acc {g['accuracy']:.3f}, AUC {g['auc']:.3f}; {sec.get(key, float('nan')):.1f} s")
+    link = p.get("update_linkage")
+    if link:
+        meth = ", ".join(f"{m} {v['accuracy']:.3f}/{v['eer']:.3f}" for m, v in link["methods"].items())
+        print(f"update linkage ({link['n_probes']} probes, {link['n_enroll_clients']} enrolled clients; acc/EER): {meth}; "
+              f"chance {link['chance']:.3f}; {sec.get('update_linkage', float('nan')):.1f} s")
+    else:
+        print(f"update linkage: skipped ({p['linkage'].get('skipped')})")
+    ug = p.get("update_gender")
+    if ug:
+        print(f"gender from updates: acc {ug['accuracy']:.3f}, AUC {ug['auc']:.3f}; "
+              f"{sec.get('update_gender', float('nan')):.1f} s")
+    src = p.get("source_inference")
+    if src:
+        print(f"source inference: accuracy {src['accuracy']:.3f} vs chance {src['chance']:.3f}; "
+              f"{sec.get('source_inference', float('nan')):.1f} s")
+    mia = p["membership"]
+    if "auc" in mia:
+        print(f"membership inference: best AUC {mia['auc']:.3f} ({mia['strongest']}), best TPR@1%FPR "
+              f"{mia['tpr_at_1fpr']:.3f}; {sec.get('membership', float('nan')):.1f} s")
+    print("strongest per threat: " + "; ".join(
+        f"{t}: {v['attacker']} {v['metric']} {v['value']:.3f}" for t, v in p["strongest"].items() if v))
+    print(f"evaluate (extraction + every attacker): {wall:.1f} s")
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--speakers", type=int, default=40)
-    p.add_argument("--utterances", type=int, default=25)
-    p.add_argument("--full", action="store_true", help="default corpus size: 48 speakers x 50 utterances")
+    p.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "synthetic",
+                   help="synthetic corpus folder; the default 48 x 50 corpus is generated there if absent")
     p.add_argument("--families", default="linear,mlp,xvector")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--local-steps", type=int, default=20)
-    p.add_argument("--corpus-dir", default=None, help="reuse/generate the corpus here (default: a temp dir)")
+    p.add_argument("--rounds", type=int, default=8, help="FedAvg rounds of the attacked run (>= 2)")
+    p.add_argument("--skip-fbank", action="store_true", help="only the FedAvg run and its evaluation")
     args = p.parse_args(argv)
-    if args.full:
-        args.speakers, args.utterances = 48, 50
     if args.rounds < 2:
-        p.error("--rounds must be >= 2 (linkage links round r+1 updates to round r)")
+        p.error("--rounds must be >= 2 (linkage links a later update to earlier ones)")
     torch.set_num_threads(args.threads)
+    families = tuple(args.families.split(","))
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.corpus_dir or tmp) / f"synthetic_{args.speakers}x{args.utterances}"
-        root = generate_corpus(out, n_speakers=args.speakers, n_utterances=args.utterances, seed=0, progress=False)
+    root = generate_corpus(args.corpus, n_speakers=48, n_utterances=50, seed=0, progress=False)
+    if not args.skip_fbank:
         data = load_fbank(root)
         data.validate()
-        t_data = time.perf_counter() - t0
         print(f"corpus + Fbank: {len(data)} utterances, {len(set(data.spk_ids))} speakers, "
-              f"{sum(f.shape[0] for f in data.frames) / len(data):.0f} frames/utt, {t_data:.1f} s; "
+              f"{sum(f.shape[0] for f in data.frames) / len(data):.0f} frames/utt, {time.perf_counter() - t0:.1f} s; "
               f"{args.threads} torch threads")
         t1 = time.perf_counter()
-        figure_speaker(data, tuple(args.families.split(",")))
+        figure_speaker(data, families)
         figure_gender(data)
-        figure_server(data, args.rounds, args.local_steps)
-        print(f"\nattacker suite wall time (excluding corpus): {time.perf_counter() - t1:.1f} s")
+        print(f"raw-Fbank attacker suite wall time (every utterance): {time.perf_counter() - t1:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        figure_fedavg_run(root, Path(tmp), args.rounds, families)
 
 
 if __name__ == "__main__":
