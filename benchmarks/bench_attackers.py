@@ -35,6 +35,7 @@ from data_prep.synthetic import generate_corpus
 from _runner import ROOT, run_cell
 from speechfl.attackers import gender_attack, speaker_attacks
 from speechfl.attackers.types import UtteranceSet
+from speechfl.io import read_json
 
 
 def load_fbank(root: Path) -> UtteranceSet:
@@ -86,7 +87,11 @@ def figure_fedavg_run(corpus: Path, work: Path, rounds: int, families) -> None:
 
     t0 = time.perf_counter()
     run = work / "fedavg"
-    res = run_cell(corpus, run, rounds, [f"--record_updates={list(range(1, rounds + 1))}"])
+    if (run / "model.pt").exists() and (run / "results.json").exists():
+        res = read_json(run / "results.json")
+        print(f"\n(reusing the finished run in {run})")
+    else:
+        res = run_cell(corpus, run, rounds, [f"--record_updates={list(range(1, rounds + 1))}"])
     t1 = time.perf_counter()
     print(f"\n[FedAvg ASR run, no defense: {len(res['partition']['clients'])} clients, {rounds} rounds x "
           f"{len(res['rounds'][-1]['clients'])} clients, test CER {res['test']['cer']:.1f}%; training {t1 - t0:.0f} s]")
@@ -111,7 +116,8 @@ def figure_fedavg_run(corpus: Path, work: Path, rounds: int, families) -> None:
         print(f"update linkage: skipped ({p['linkage'].get('skipped')})")
     ug = p.get("update_gender")
     if ug:
-        print(f"gender from updates: acc {ug['accuracy']:.3f}, AUC {ug['auc']:.3f}; "
+        print(f"gender from updates ({ug['n_items']} updates): acc {ug['accuracy']:.3f}, AUC {ug['auc']:.3f} "
+              f"({ug['strongest']}), chance {ug['chance']:.3f}; "
               f"{sec.get('update_gender', float('nan')):.1f} s")
     src = p.get("source_inference")
     if src:
@@ -134,6 +140,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--rounds", type=int, default=8, help="FedAvg rounds of the attacked run (>= 2)")
     p.add_argument("--skip-fbank", action="store_true", help="only the FedAvg run and its evaluation")
+    p.add_argument("--work", type=Path, default=None,
+                   help="keep the FedAvg run here (a finished run found there is evaluated again, not retrained)")
     args = p.parse_args(argv)
     if args.rounds < 2:
         p.error("--rounds must be >= 2 (linkage links a later update to earlier ones)")
@@ -152,7 +160,7 @@ def main(argv=None) -> None:
         figure_gender(data)
         print(f"raw-Fbank attacker suite wall time (every utterance): {time.perf_counter() - t1:.1f} s")
     with tempfile.TemporaryDirectory() as tmp:
-        figure_fedavg_run(root, Path(tmp), args.rounds, families)
+        figure_fedavg_run(root, args.work or Path(tmp), args.rounds, families)
 
 
 if __name__ == "__main__":

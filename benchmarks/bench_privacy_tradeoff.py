@@ -10,6 +10,14 @@ levels (with epsilon). Each run is evaluated by `speechfl evaluate` (attackers t
 scratch afterwards; the strongest family is reported, chance beside it). Also prints seconds
 per round with Opacus per-sample DP vs without. Target from the issue: many adversaries bring
 the strongest fresh attacker to at most 2x chance with at most 15 % relative CER increase.
+
+Other adversary strengths or the pooled reference, e.g.::
+
+    python benchmarks/bench_privacy_tradeoff.py --only none --dp-cost-rounds 0 \
+        --extra "--adversary={target: speaker, heads: [mlp, linear], weight: 0.1, schedule: {kind: dann}}"
+    python benchmarks/bench_privacy_tradeoff.py --engine centralized --only none,adversarial_multi \
+        --extra "--clients_per_round=1;--client={local_epochs: null, local_steps: 320, batch_size: 4, \
+        optimizer: {name: adam, lr: 0.004}, max_grad_norm: 5.0}"
 """
 
 import argparse

@@ -21,6 +21,9 @@ ATTACKS = {
     "ipm": "{fraction: 0.2, attack: {name: ipm, eps: 4.0}}",
     "transcript_flip": "{fraction: 0.2, data_attack: {name: transcript_flip}}",
     "backdoor": "{fraction: 0.2, data_attack: {name: audio_backdoor, target_text: OPEN THE DOOR, fraction: 0.5}}",
+    # the same backdoored training, then model replacement (Bagdasaryan et al.): the update boosted by n
+    "backdoor_boosted": "{fraction: 0.2, data_attack: {name: audio_backdoor, target_text: OPEN THE DOOR, "
+                        "fraction: 0.5}, attack: {name: scaling}}",
 }
 # 8 clients per round, drawn from 32 of which 20 % (6) are malicious: a round holds 0-5 of them
 # (1.5 on average, 3 or more in about a fifth of the rounds), so the rules assume f = 3 where they can.
@@ -59,7 +62,7 @@ def main(argv=None):
             extra = ""
             bd = res.get("attack", {}).get("backdoor_success")
             if bd:
-                extra = f" backdoor {100 * bd['success_rate']:.0f}%"
+                extra = f" backdoor {100 * bd['success_rate']:.0f}% (CER to target {bd['cer_to_target']:.0f}%)"
             ratios[agg] = res["test"]["cer"] / max(clean, 1e-9)
             row.append(f"{agg} {res['test']['cer']:.1f}% ({ratios[agg]:.2f}x){extra} [{res['wall']:.0f} s]")
         print(f"{attack:15s}: " + " | ".join(row), flush=True)

@@ -143,7 +143,8 @@ def _summary(report: dict, results: dict) -> dict:
                              if report.get("gender") else {"skipped": notes.get("gender", "not computed")}),
         "linkage": ({"accuracy": link["accuracy"], "chance": link["chance"], "eer": link["eer"]} if link
                     else {"skipped": notes.get("update_linkage", "not computed")}),
-        "update_gender": ({"auc": report["update_gender"]["auc"]} if report.get("update_gender")
+        "update_gender": ({k: report["update_gender"][k] for k in ("auc", "accuracy", "chance", "strongest", "n_items")}
+                          if report.get("update_gender")
                           else {"skipped": notes.get("update_gender", "not computed")}),
         "source_inference": ({"accuracy": src["accuracy"], "chance": src["chance"]} if src
                              else {"skipped": notes.get("source_inference", "not computed")}),
