@@ -104,8 +104,28 @@ def linkage_sets(recorded: List[dict]):
     return enroll, probe, history
 
 
-def _client_gender(partition_genders: Dict[str, List[str]]) -> Dict[str, str]:
-    return {c: g[0] for c, g in partition_genders.items() if len(g) == 1}
+def _update_gender_precondition(updates: Dict[str, torch.Tensor], genders: Optional[Dict[str, str]]) -> Optional[str]:
+    """Why gender inference from updates cannot run (held-out evaluation needs 2 clients per gender), or None."""
+    if genders is None:
+        return "no recorded client speaks for a single gender"
+    per: Dict[str, int] = {}
+    for c in updates:
+        g = genders.get(c, "unknown")
+        if g != "unknown":
+            per[g] = per.get(g, 0) + 1
+    if len(per) < 2 or min(per.values()) < 2:
+        return (f"needs at least 2 recorded single-gender clients of each of 2 genders, got {per} "
+                "(mixed-gender clients are left out)")
+    return None
+
+
+def _client_gender(partition_genders: Dict[str, List[str]]) -> Optional[Dict[str, str]]:
+    """Client -> gender; a client speaking for several genders is "unknown" (left out by the attack).
+
+    None when no client has a single gender (nothing to infer).
+    """
+    out = {c: (g[0] if len(g) == 1 else "unknown") for c, g in partition_genders.items()}
+    return out if any(v != "unknown" for v in out.values()) else None
 
 
 def exclusion_rates(rounds: List[dict]) -> Dict[str, float]:
@@ -244,7 +264,7 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     # Server-side threats from recorded rounds.
     recorded = _recorded(run_dir)
     enroll = probe = updates = genders = losses = owner = client_ids = None
-    server_side_note = None
+    server_side_note = gender_note = None
     if recorded and len(recorded[-1]["updates"]) < 2:
         server_side_note = "fewer than 2 clients per recorded round (e.g. a centralized run): nothing to link or infer"
     if recorded and not recorded[-1].get("secure_aggregation") and server_side_note is None:
@@ -252,6 +272,9 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
         genders = _client_gender(results["partition"].get("genders", {}))
         enroll, probe, history = linkage_sets(recorded)
         updates = {c: torch.stack(us) for c, us in history.items()}  # every recorded update of a client
+        gender_note = _update_gender_precondition(updates, genders)
+        if gender_note:
+            genders = None
         # Source inference: local model of client c = global at round start + its decoded update.
         part = (pooled_partition(rows["train"]) if hparams.get("engine") == "centralized" else
                 partition_speakers(rows["train"], int(hparams.get("speakers_per_client", 1)),
@@ -281,6 +304,8 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
         report.notes["server_side"] = "secure aggregation: the server only saw masked updates"
     if server_side_note:
         report.notes["server_side"] = server_side_note
+    if gender_note:
+        report.notes["update_gender"] = gender_note
     privacy = report.to_dict()
     privacy.update(_summary(privacy, results))
 

@@ -1,4 +1,4 @@
-"""evaluate.linkage_sets: which recorded updates the server-side attackers enrol and probe."""
+"""evaluate helpers: which recorded updates the server-side attackers enrol and probe; client genders."""
 
 import torch
 
@@ -25,3 +25,20 @@ def test_clients_seen_once_stay_enrolled_as_distractors():
     enroll, probe, _ = linkage_sets([_rec(a=1, b=2, c=3), _rec(a=4)])
     assert sorted(enroll) == ["a", "b", "c"] and list(probe) == ["a"]
     assert enroll["b"].shape == (3,)
+
+
+def test_client_gender_marks_mixed_clients_unknown():
+    from speechfl.experiment.evaluate import _client_gender
+
+    assert _client_gender({"a": ["F"], "b": ["F", "M"]}) == {"a": "F", "b": "unknown"}
+    assert _client_gender({"b": ["F", "M"]}) is None
+
+
+def test_update_gender_precondition_says_why_it_cannot_run():
+    from speechfl.experiment.evaluate import _update_gender_precondition
+
+    ups = {c: torch.zeros(3) for c in "abcd"}
+    assert _update_gender_precondition(ups, {"a": "F", "b": "F", "c": "M", "d": "M"}) is None
+    why = _update_gender_precondition(ups, {"a": "F", "b": "unknown", "c": "M", "d": "M"})
+    assert "2 recorded single-gender clients" in why and "'F': 1" in why
+    assert "single gender" in _update_gender_precondition(ups, None)
