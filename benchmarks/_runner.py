@@ -12,7 +12,7 @@ HPARAMS = ROOT / "recipes" / "LibriSpeech" / "ASR" / "federated" / "hparams" / "
 
 # The trade-off benchmarks' federated setting: small enough that one run takes 2-3 minutes on one
 # CPU core, large enough that FedAvg learns (fp32 FedAvg reaches ~32 % test CER in 8 rounds).
-# 0.25M-parameter encoder (one BiGRU layer of 128, 40 mel bands, no SpecAugment); 8 of the 32
+# 0.23M-parameter encoder (one BiGRU layer of 128, 40 mel bands, no SpecAugment); 8 of the 32
 # training speakers (= clients) per round, each running 40 Adam steps of 4 utterances. FedAvg's
 # progress per round is about one client's local steps, so few long local runs beat many short ones.
 BENCH_CONFIG = [
