@@ -15,12 +15,21 @@ HPARAMS = ROOT / "recipes" / "LibriSpeech" / "ASR" / "federated" / "hparams" / "
 # 0.23M-parameter encoder (one BiGRU layer of 128, 40 mel bands, no SpecAugment); 8 of the 32
 # training speakers (= clients) per round, each running 40 Adam steps of 4 utterances. FedAvg's
 # progress per round is about one client's local steps, so few long local runs beat many short ones.
+CLIENTS_PER_ROUND, LOCAL_STEPS = 8, 40
+
+
+def client_override(local_steps: int) -> str:
+    return (f"--client={{local_epochs: null, local_steps: {local_steps}, batch_size: 4, "
+            "optimizer: {name: adam, lr: 0.004}, max_grad_norm: 5.0}")
+
+
 BENCH_CONFIG = [
     "--n_mels=40", "--channels=16", "--proj=128", "--hidden=128", "--layers=1", "--dropout=0.05", "--augment=null",
-    "--clients_per_round=8",
-    "--client={local_epochs: null, local_steps: 40, batch_size: 4, optimizer: {name: adam, lr: 0.004}, "
-    "max_grad_norm: 5.0}",
+    f"--clients_per_round={CLIENTS_PER_ROUND}", client_override(LOCAL_STEPS),
 ]
+# The pooled reference with the same total client compute: one client doing every sampled client's steps.
+CENTRALIZED_CONFIG = [*BENCH_CONFIG, "--engine=centralized", "--clients_per_round=1",
+                      client_override(CLIENTS_PER_ROUND * LOCAL_STEPS)]
 
 
 def base_argv(corpus: Path, out: Path, rounds: int, extra: List[str]) -> List[str]:
