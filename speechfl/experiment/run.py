@@ -55,6 +55,9 @@ def finalize(setup: FederatedSetup, history, global_flat, hparams_file, override
     """Test the final global model and write model.pt + results.json."""
     from speechfl.federated.update import load_flat_params
 
+    # initial_model.pt: the parameters training started from (the calibrated membership attack's reference).
+    load_flat_params(setup.model, setup.layout, setup.init_flat.to(setup.device))
+    atomic_torch_save(setup.model.state_dict(), out / "initial_model.pt")
     load_flat_params(setup.model, setup.layout, global_flat.to(setup.device))
     atomic_torch_save(setup.model.state_dict(), out / "model.pt")
     records = transcribe(setup.model, setup.eval_loader("test"), setup.corpus.tokenizer, setup.device)
