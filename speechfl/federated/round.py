@@ -39,18 +39,62 @@ def train_client(setup, client_id: str, client_view: torch.Tensor, round_: int, 
 
 
 def encode_update(setup, update: Update, state: dict, ctx, participants: List[str]) -> Received:
-    """Compress (or mask) ``update`` for the server; records ``bytes_up`` in its metadata."""
-    if setup.secagg is not None:
-        payload = setup.secagg.mask(update.client_id, update.delta * update.n_samples, participants, ctx.round)
-        size = payload.numel() * payload.element_size()
+    """Compress (or mask) ``update`` for the server; records ``bytes_up`` in its metadata.
+
+    A non-finite update, or one the compressor cannot represent
+    (:class:`~speechfl.compression.CompressionError`), becomes an
+    :class:`UnencodablePayload`: the server rejects it (or, under secure
+    aggregation, treats the client as dropped) and the round goes on. Any other
+    exception is a bug and propagates.
+    """
+    from speechfl.compression import CompressionError
+
+    if not bool(torch.isfinite(update.delta).all()):
+        n_bad = int((~torch.isfinite(update.delta)).sum())
+        payload = UnencodablePayload(f"update has {n_bad} non-finite values")
+    elif setup.secagg is not None:
+        payload = secure_payload(setup, update, ctx, participants)
     else:
         try:
             payload = setup.uplink.encode(update.delta, state, ctx)
-        except (ValueError, RuntimeError) as exc:  # e.g. a NaN-poisoned update cannot be top-k coded
+        except CompressionError as exc:
             payload = UnencodablePayload(str(exc))
-        size = len(payload)
+    size = payload.numel() * payload.element_size() if isinstance(payload, torch.Tensor) else len(payload)
     update.metadata["bytes_up"] = size
     return Received(update.client_id, payload, update.n_samples, update.metadata)
+
+
+def secure_payload(setup, update: Update, ctx, participants: List[str]):
+    """What a client masks under secure aggregation, masked; or why it sends nothing.
+
+    The vector masked is ``v = S(n * delta)`` without user-level DP, and
+    ``v = clip(S(delta), C)`` (``C`` = ``dp_user.clip``, :func:`clip_updates`) with it
+    (distributed DP: the server noises the sum). ``S`` is the shared random-k
+    selection ``x -> x[mask]`` when the uplink is random-k (linear, so
+    ``sum_i S(x_i) = S(sum_i x_i)`` and only ``k`` values are masked and sent),
+    otherwise the identity; setup refuses every other compressor. A client whose
+    vector cannot enter the ring (:class:`SecAggUnencodable`), or that drops out after
+    masking (``secagg.dropout``), sends nothing: :class:`UnencodablePayload`.
+    """
+    from speechfl.privacy.dp_user import clip_updates
+    from speechfl.privacy.secagg import SecAggUnencodable
+
+    vec = update.delta
+    if getattr(setup.uplink, "shared_support", False):
+        vec = vec[setup.uplink.support(ctx)]
+    elif getattr(setup.uplink, "name", "identity") != "identity":
+        raise ValueError(f"uplink {setup.uplink.name!r} cannot run under secure aggregation (setup should refuse it)")
+    if setup.dp_user is not None:
+        vec = clip_updates(vec[None], setup.dp_user.clip)[0][0]
+    else:
+        vec = vec * update.n_samples
+    try:
+        masked = setup.secagg.mask(update.client_id, vec, participants, ctx.round)
+    except SecAggUnencodable as exc:
+        return UnencodablePayload(str(exc))
+    if setup.secagg.drops_out(update.client_id, ctx.round):
+        return UnencodablePayload(f"dropped out after masking (secagg dropout={setup.secagg.dropout})")
+    return masked
 
 
 def corrupt_updates(setup, updates: dict, sampled: List[str], round_: int) -> List[str]:
@@ -110,7 +154,8 @@ def round_record(setup, round_: int, sampled: List[str], malicious: List[str], r
                  bytes_down: int) -> dict:
     """The per-round entry of results.json, from what the server received (same for every engine)."""
     meta = {r.client_id: r.metadata for r in received}
-    honest_loss = [meta[c]["train_loss"] for c in sampled if c not in setup.malicious and c in meta]
+    honest_loss = [meta[c]["train_loss"] for c in sampled
+                   if c not in setup.malicious and c in meta and "train_loss" in meta[c]]
     record = {
         "round": round_,
         "clients": list(sampled),
@@ -120,6 +165,8 @@ def round_record(setup, round_: int, sampled: List[str], malicious: List[str], r
         "bytes_down": bytes_down,
         "client_seconds": sum(m["seconds"] for m in meta.values()),
         "rejected": agg.rejected,
+        "dropped": list(agg.dropped),
+        "sample_counts_overridden": dict(agg.overridden),
         "weights": agg.weights,
         "update_norm": float(agg.delta.norm()),
     }
@@ -130,9 +177,19 @@ def round_record(setup, round_: int, sampled: List[str], malicious: List[str], r
     if adv:
         record["adversary_train_accuracy"] = _mean(adv)
     if setup.dp_user is not None:
-        record["epsilon"] = setup.dp_user.epsilon(float(setup.hparams["dp_user"].get("delta", 1e-3)))
+        record["epsilon"] = user_level_epsilon(setup)
         record["dp"] = agg.dp
     return record
+
+
+def user_level_epsilon(setup):
+    """User-level epsilon so far; ``None`` (never 0) while no noisy sum has been released yet."""
+    if not setup.dp_user.history:
+        return None
+    eps = setup.dp_user.epsilon(float(setup.hparams["dp_user"].get("delta", 1e-3)))
+    if not eps > 0:
+        raise RuntimeError(f"user-level DP released {len(setup.dp_user.history)} noisy sum(s) but epsilon is {eps}")
+    return eps
 
 
 def _mean(xs):

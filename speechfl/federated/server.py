@@ -47,6 +47,8 @@ class RoundAggregate:
     rejected: Dict[str, str]
     weights: Dict[str, float]  # effective contribution per accepted client (sums to ~1), None-free
     dp: Dict[str, float]
+    dropped: List[str] = field(default_factory=list)  # secure aggregation: clients whose masks were recovered
+    overridden: Dict[str, str] = field(default_factory=dict)  # claimed sample counts the server did not trust
 
 
 class Server:
@@ -64,9 +66,16 @@ class Server:
         User-level DP (McMahan et al. 2018). Replaces the aggregator: clip, sum, noise.
     secagg : SecureAggregation or None
         Only the masked sum is visible; individual payloads cannot be inspected.
+        With ``dp_user`` this is distributed DP: clients clip, the server noises the
+        unmasked sum (:meth:`_aggregate_secure`).
+    sample_counts : dict, optional
+        The server's own count of each client's training samples (its partition
+        size). A claimed ``n_samples`` is capped at it (:func:`trusted_counts`), so no
+        client can buy weight by lying; ``None`` trusts claims (unit use only).
     """
 
-    def __init__(self, *, global_flat, optimizer, uplink, robust, dp_user=None, secagg=None):
+    def __init__(self, *, global_flat, optimizer, uplink, robust, dp_user=None, secagg=None,
+                 sample_counts: Optional[Dict[str, int]] = None):
         self.global_flat = global_flat.clone()
         self.dim = global_flat.numel()
         self.optimizer = optimizer
@@ -74,6 +83,7 @@ class Server:
         self.robust = robust
         self.dp_user = dp_user
         self.secagg = secagg
+        self.sample_counts = dict(sample_counts) if sample_counts is not None else None
         self.ef21 = None
         if getattr(uplink, "requires_server_state", False):
             from speechfl.compression import EF21ServerState
@@ -106,6 +116,8 @@ class Server:
 
         Raises :class:`UpdateRejected` for a payload the server would reject.
         """
+        if isinstance(rec.payload, UnencodablePayload):
+            raise UpdateRejected(f"client could not encode its update: {rec.payload.reason}")
         if self.secagg is not None:
             return rec.payload.to(torch.float32)
         from speechfl.compression import CompressionError
@@ -135,8 +147,9 @@ class Server:
             logger.warning("round %d: %d valid update(s), %s needs %d; global model unchanged",
                            ctx.round, len(vectors), getattr(self.robust, "name", "aggregator"), need)
             return RoundAggregate(self.global_flat, torch.zeros(self.dim), [], rejected, {}, {})
+        n, overridden = trusted_counts(dict(zip(accepted, n)), self.sample_counts)
         stacked = torch.stack(vectors)
-        weights = torch.tensor(n, dtype=torch.float32)
+        weights = torch.tensor([n[c] for c in accepted], dtype=torch.float32)
         dp_info: Dict[str, float] = {}
         if self.dp_user is not None:
             agg = self.dp_user.aggregate(stacked, ctx.round)
@@ -150,22 +163,76 @@ class Server:
                 contrib = weights / weights.sum()
         if getattr(self.uplink, "shared_support", False):
             agg = self.uplink.expand(agg, ctx)
-        return self._step(agg, accepted, rejected, contrib, dp_info)
+        out = self._step(agg, accepted, rejected, contrib, dp_info)
+        out.overridden = overridden
+        return out
 
     def _aggregate_secure(self, received, ctx, participants) -> RoundAggregate:
-        """Weighted mean through masked sums: clients send mask(n_i * delta_i); counts are public."""
-        masked = {r.client_id: r.payload for r in received}
-        total = float(sum(r.n_samples for r in received))
-        summed = self.secagg.unmask_sum(masked, participants, ctx.round)
+        """Aggregate through the masked sum; the server never sees one client's vector.
+
+        Without ``dp_user`` clients mask ``n_i * delta_i`` and the server releases
+        ``sum_i n_i delta_i / sum_i N_i`` over the survivors, with ``N_i`` the server's
+        trusted count (:func:`trusted_counts`). With ``dp_user`` (distributed DP,
+        Flower's client-side fixed clipping) clients mask ``clip(delta_i, C)`` and the
+        server releases ``(sum_i clip(delta_i, C) + N(0, (z C)^2 I)) / m``
+        (:meth:`DPFedAvg.aggregate_clipped_sum`): one client changes the sum by at most
+        ``C``, exactly as in central DP-FedAvg, so the same accountant applies. Under
+        random-k with a shared mask every vector lives on the ``k`` shared coordinates
+        and the result is expanded afterwards (linear, so it commutes with the sum).
+
+        A client that could not encode its update, or dropped out after masking, is
+        a dropped participant: :meth:`SecureAggregation.unmask_sum` removes its pair
+        masks. Fewer survivors than the protocol threshold abort the round (the model
+        is unchanged, the reason recorded), never the run.
+        """
+        from speechfl.privacy.secagg import SecAggAborted
+
+        masked, rejected = {}, {}
+        for r in received:
+            if isinstance(r.payload, torch.Tensor):
+                masked[r.client_id] = r.payload
+            else:
+                reason = r.payload.reason if isinstance(r.payload, UnencodablePayload) else "sent nothing"
+                rejected[r.client_id] = f"dropped out (masks recovered): {reason}"
+        for c in participants:
+            if c not in masked and c not in rejected:
+                rejected[c] = "dropped out (masks recovered): no reply"
+        dropped = [c for c in participants if c in rejected]
+        for c, why in rejected.items():
+            logger.warning("round %d: secure aggregation: client %s %s", ctx.round, c, why)
+        unchanged = RoundAggregate(self.global_flat, torch.zeros(self.dim), [], rejected, {}, {}, dropped)
         try:
-            validate_update(summed, self.dim)
+            summed = self.secagg.unmask_sum(masked, participants, ctx.round)
+        except SecAggAborted as exc:
+            logger.warning("round %d: secure aggregation aborted: %s", ctx.round, exc)
+            unchanged.rejected = {**rejected, "<sum>": f"secure aggregation aborted: {exc}"}
+            return unchanged
+        shared = getattr(self.uplink, "shared_support", False)
+        try:
+            validate_update(summed, ctx_support_size(self.uplink, ctx) if shared else self.dim)
         except UpdateRejected as exc:
             logger.warning("round %d: secure sum rejected: %s", ctx.round, exc)
-            return RoundAggregate(self.global_flat, torch.zeros(self.dim), [], {"<sum>": str(exc)}, {}, {})
-        agg = summed / total
-        contrib = torch.tensor([r.n_samples / total for r in received])
-        dropped = {c: "dropped out (masks recovered)" for c in participants if c not in masked}
-        return self._step(agg, list(masked), dropped, contrib, {})
+            unchanged.rejected = {**rejected, "<sum>": str(exc)}
+            return unchanged
+        survivors = [c for c in participants if c in masked]
+        dp_info: Dict[str, float] = {}
+        overridden: Dict[str, str] = {}
+        if self.dp_user is not None:
+            agg = self.dp_user.aggregate_clipped_sum(summed, ctx.round)
+            contrib = torch.full((len(survivors),), 1.0 / self.dp_user.expected_clients)
+            dp_info = {"clip": float(self.dp_user.last_clip), "clipped_by": "clients",
+                       "noise_std_on_sum": float(self.dp_user.update_noise_multiplier * self.dp_user.last_clip)}
+        else:
+            claimed = {r.client_id: r.n_samples for r in received if r.client_id in masked}
+            counts, overridden = trusted_counts(claimed, self.sample_counts)
+            total = float(sum(counts[c] for c in survivors))
+            agg = summed / total
+            contrib = torch.tensor([counts[c] / total for c in survivors])
+        if shared:
+            agg = self.uplink.expand(agg, ctx)
+        out = self._step(agg, survivors, rejected, contrib, dp_info)
+        out.dropped, out.overridden = dropped, overridden
+        return out
 
     def _step(self, agg, accepted, rejected, contrib, dp_info) -> RoundAggregate:
         self.global_flat = self.optimizer.step(self.global_flat, agg)
@@ -191,6 +258,26 @@ class Server:
             self.dp_user.load_state_dict(state["dp_user"])
         if self.ef21 is not None:
             self.ef21.load_state_dict(state["ef21"])
+
+
+def trusted_counts(claimed: Dict[str, int], known: Optional[Dict[str, int]]):
+    """Sample counts the server weighs by: each claim capped at the server's own count.
+
+    ``n_i = min(claimed_i, known_i)``: a client may have trained on fewer samples than
+    its partition holds, never on more, so a client claiming ``10**9`` samples gets the
+    weight of its real partition. Returns ``(counts, overridden)``, ``overridden``
+    giving the reason for each capped claim. With ``known=None`` claims are trusted.
+    """
+    if known is None:
+        return dict(claimed), {}
+    counts, overridden = {}, {}
+    for c, n in claimed.items():
+        if c not in known:
+            raise ValueError(f"client {c!r} is not in the server's partition (clients: {sorted(known)[:10]})")
+        counts[c] = min(int(n), int(known[c]))
+        if int(n) > int(known[c]):
+            overridden[c] = f"claimed {n} samples, the server's partition holds {known[c]}: weighted by {known[c]}"
+    return counts, overridden
 
 
 def min_updates(robust) -> int:

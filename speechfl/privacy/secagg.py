@@ -36,6 +36,14 @@ class SecAggAborted(ValueError):
     """Too few survivors to reconstruct the masks: the round must be re-run."""
 
 
+class SecAggUnencodable(ValueError):
+    """A client's vector cannot enter the masked ring (non-finite, or so large that the sum could wrap).
+
+    Data-dependent, so the engines treat such a client as dropped out (its masks are
+    recovered), never as a reason to abort the run.
+    """
+
+
 def encode_fixed(x: torch.Tensor, scale_bits: int, modulus_bits: int) -> torch.Tensor:
     """``round(x * 2^scale_bits) mod 2^modulus_bits`` as int64 in [0, 2^k)."""
     q = torch.round(x.to(torch.float64) * 2.0 ** scale_bits).to(torch.int64)
@@ -73,9 +81,15 @@ class SecureAggregation:
         Ring size ``2^k``, ``k <= 62``; the sum must satisfy ``|sum| < 2^(k-1-s)``.
     min_survivors : int
         Protocol threshold ``t`` (>= 2): fewer surviving senders aborts the round.
+    dropout : float
+        Simulated dropout rate in [0, 1): each participant independently fails to send
+        its masked vector (after masking) with this probability, drawn from
+        ``(seed, round, client)`` (:meth:`drops_out`), so the recovery path of
+        :meth:`unmask_sum` runs as in a deployment.
     """
 
-    def __init__(self, *, seed: int, scale_bits: int = 24, modulus_bits: int = 32, min_survivors: int = 2):
+    def __init__(self, *, seed: int, scale_bits: int = 24, modulus_bits: int = 32, min_survivors: int = 2,
+                 dropout: float = 0.0):
         if not (8 <= modulus_bits <= 62):
             raise ValueError(f"modulus_bits must lie in [8, 62] (int64 arithmetic), got {modulus_bits}")
         if not (0 <= scale_bits <= modulus_bits - 2):
@@ -85,6 +99,15 @@ class SecureAggregation:
         self.seed, self.scale_bits, self.modulus_bits = int(seed), scale_bits, modulus_bits
         self.min_survivors = min_survivors
         self.mod = 2 ** modulus_bits
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"secagg dropout must be a rate in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+
+    def drops_out(self, client_id: str, round: int) -> bool:
+        """Whether ``client_id`` drops out of ``round`` after masking (seeded by (seed, round, client))."""
+        if self.dropout == 0.0:
+            return False
+        return _derive("dropout", self.seed, round, client_id) / 2.0 ** 63 < self.dropout
 
     def max_abs(self, n_participants: int) -> float:
         """Largest ``|value|`` a client may send so that a sum over ``n`` clients cannot wrap."""
@@ -114,10 +137,10 @@ class SecureAggregation:
         if vector.dim() != 1 or not vector.is_floating_point():
             raise ValueError(f"vector must be a float tensor [d], got {vector.dtype} {tuple(vector.shape)}")
         if not bool(torch.isfinite(vector).all()):
-            raise ValueError(f"client {client_id!r} sent non-finite values")
+            raise SecAggUnencodable(f"client {client_id!r} sent non-finite values")
         peak, bound = float(vector.abs().max()) if vector.numel() else 0.0, self.max_abs(len(ids))
         if peak >= bound:
-            raise ValueError(f"|value| {peak:.4g} >= {bound:.4g}: a sum over {len(ids)} clients could wrap "
+            raise SecAggUnencodable(f"|value| {peak:.4g} >= {bound:.4g}: a sum over {len(ids)} clients could wrap "
                              f"around 2^{self.modulus_bits} at scale 2^{self.scale_bits}; raise modulus_bits or "
                              f"lower scale_bits")
         d = vector.numel()
