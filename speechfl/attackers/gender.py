@@ -29,7 +29,7 @@ from speechfl.attackers.pooling import Standardizer, mean_std_pool
 from speechfl.attackers.reports import GenderAttackReport, GenderFamilyResult
 from speechfl.attackers.sketch import count_sketch, stack_updates
 from speechfl.attackers.splits import grouped_folds
-from speechfl.attackers.types import UtteranceSet
+from speechfl.attackers.types import AttackPrecondition, UtteranceSet
 from speechfl.metrics.privacy import roc_auc
 
 GENDER_FAMILIES = ("linear", "lda", "mlp")
@@ -91,11 +91,11 @@ def binary_attribute_attack(
         raise ValueError(f"features {tuple(x.shape)}, {len(labels)} labels and {len(groups)} groups do not match")
     classes = sorted(set(labels))
     if len(classes) != 2:
-        raise ValueError(f"gender inference needs exactly 2 label values, got {classes}")
+        raise AttackPrecondition(f"gender inference needs exactly 2 label values, got {classes}")
     per_class = {c: len({g for g, lab in zip(groups, labels) if lab == c}) for c in classes}
     few = {c: n for c, n in per_class.items() if n < 2}
     if few:
-        raise ValueError(f"each gender needs at least 2 {unit} owners (speakers/clients) for held-out evaluation; got {per_class}")
+        raise AttackPrecondition(f"each gender needs at least 2 {unit} owners (speakers/clients) for held-out evaluation; got {per_class}")
     bad = [f for f in families if f not in GENDER_FAMILIES]
     if bad or not families:
         raise ValueError(f"unknown gender attacker family {bad}; valid: {', '.join(GENDER_FAMILIES)}")
@@ -160,7 +160,7 @@ def gender_attack(
     data.validate()
     keep, note = _drop_labels(data.genders, exclude_labels, "utterance")
     if not keep:
-        raise ValueError(f"every utterance has an excluded gender label {list(exclude_labels)}")
+        raise AttackPrecondition(f"every utterance has an excluded gender label {list(exclude_labels)}")
     data = data.subset(keep)
     rep = binary_attribute_attack(
         mean_std_pool(data.frames), data.genders, data.spk_ids, unit="utterance", families=families, seed=seed
@@ -191,7 +191,7 @@ def update_gender_attack(
     labels: List[str] = [genders[c] for c in owners]
     keep, note = _drop_labels(labels, exclude_labels, "update")
     if not keep:
-        raise ValueError(f"every client has an excluded gender label {list(exclude_labels)}")
+        raise AttackPrecondition(f"every client has an excluded gender label {list(exclude_labels)}")
     z = count_sketch(x[keep], sketch_dim, seed=seed)
     rep = binary_attribute_attack(
         z, [labels[i] for i in keep], [owners[i] for i in keep], unit="update", families=families, seed=seed

@@ -28,6 +28,7 @@ from speechfl.attackers.base import seeded, train_lbfgs
 from speechfl.attackers.pooling import Standardizer
 from speechfl.attackers.reports import LinkageMethodResult, LinkageReport
 from speechfl.attackers.sketch import count_sketch, stack_updates
+from speechfl.attackers.types import AttackPrecondition
 from speechfl.metrics.privacy import eer
 
 
@@ -73,7 +74,7 @@ def update_linkage_attack(
         raise ValueError(f"enroll updates have dim {ex.shape[1]}, probe updates {px.shape[1]}")
     clients = sorted(enroll)
     if len(clients) < 2:
-        raise ValueError(f"linkage needs at least 2 enrolled clients, got {clients}")
+        raise AttackPrecondition(f"linkage needs at least 2 enrolled clients, got {clients}")
     unknown = sorted(set(probe) - set(enroll))
     if unknown:
         raise ValueError(f"probe clients {unknown[:10]} were never enrolled; the attack can only link enrolled clients")

@@ -25,6 +25,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from speechfl.attackers.reports import MembershipReport, MIAScore
+from speechfl.attackers.types import AttackPrecondition
 from speechfl.metrics.privacy import as_scores, roc_auc, roc_curve, tpr_at_fpr
 
 VARIANTS = ("threshold", "calibrated")
@@ -70,6 +71,9 @@ def membership_inference(
     ``reference_*_scores`` the same utterances' reference losses (both or
     neither).
     """
+    for name, s in (("member", member_scores), ("non-member", nonmember_scores)):
+        if s is None or len(s) == 0:
+            raise AttackPrecondition(f"membership inference needs {name} utterances, got none (empty)")
     m_loss = as_scores(member_scores, "member_scores")
     n_loss = as_scores(nonmember_scores, "nonmember_scores")
     m_grp = _labels(member_groups, m_loss.size, "member_groups")
@@ -95,6 +99,10 @@ def membership_inference(
     utterance = {v: (None if attack[v] is None else mia_score(*attack[v])) for v in VARIANTS}
 
     shared = sorted(set(m_spk.tolist()) & set(n_spk.tolist()))
+    if shared:
+        notes["caveat"] = (f"{len(shared)} of the non-member speakers are also member speakers: members and "
+                           "non-members are (partly) the same speakers, so this is utterance-level membership only "
+                           "(is this utterance in training?), not whether a speaker took part")
     speaker: Dict[str, Optional[MIAScore]] = {}
     for v in VARIANTS:
         if attack[v] is None:
@@ -121,5 +129,7 @@ def membership_inference(
     candidates = [(f"{lvl}/{v}", s) for lvl, d in (("utterance", utterance), ("speaker", speaker)) for v, s in d.items() if s is not None]
     best_name, best = max(candidates, key=lambda kv: kv[1].auc)
     return MembershipReport(
-        utterance=utterance, speaker=speaker, per_group=per_group, strongest=best_name, best_auc=best.auc, notes=notes
+        utterance=utterance, speaker=speaker, per_group=per_group, strongest=best_name, best_auc=best.auc, notes=notes,
+        n_member_speakers=len(set(m_spk.tolist())), n_nonmember_speakers=len(set(n_spk.tolist())),
+        n_shared_speakers=len(shared),
     )

@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
+from speechfl.metrics.privacy import BootstrapCI
+
 
 def _clean(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -20,6 +22,9 @@ def _clean(obj):
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
+
+
+FEW_SPEAKERS = 10  # below this many speakers a figure is flagged and its bootstrap interval matters
 
 
 class _Report:
@@ -37,6 +42,8 @@ class GroupScore(_Report):
     n_target_trials: int
     n_nontarget_trials: int
     notes: Dict[str, str] = field(default_factory=dict)
+    n_id_speakers: int = 0  # attack speakers of this group (identification is still among all attack speakers)
+    n_eer_speakers: int = 0  # held-out speakers of this group behind ``eer``
 
 
 @dataclass
@@ -46,6 +53,11 @@ class FamilyResult(_Report):
     ``eer`` scores every pair of held-out utterances; ``eer_same_gender``
     only same-gender pairs, pooled over genders (the VoicePrivacy
     convention: harder, since cross-gender non-targets are easy to reject).
+    ``chance`` is ``1 / n_id_speakers``: identification is among the attack
+    speakers only (the held-out ones serve verification), so with 6 speakers
+    and 2 held out it is 0.25, not 1/6. ``top1_ci`` and ``eer_ci`` are 95%
+    bootstrap intervals over speakers (attack speakers for top-1, held-out
+    speakers for the EER); ``None`` with a note when undefined.
     """
 
     family: str
@@ -57,6 +69,13 @@ class FamilyResult(_Report):
     per_speaker_top1: Dict[str, float]
     seconds: float
     notes: Dict[str, str] = field(default_factory=dict)
+    n_id_speakers: int = 0
+    n_id_test: int = 0
+    n_eer_speakers: int = 0
+    n_target_trials: int = 0
+    n_nontarget_trials: int = 0
+    top1_ci: Optional[BootstrapCI] = None
+    eer_ci: Optional[BootstrapCI] = None
 
 
 @dataclass
@@ -64,6 +83,9 @@ class SpeakerAttackReport(_Report):
     """Speaker identification/verification by several families; the strongest is named.
 
     ``strongest_id`` maximises top-1; ``strongest_verification`` minimises EER.
+    ``chance`` is ``1 / n_attack_speakers`` (see :class:`FamilyResult`);
+    ``chance_note`` says so in words. ``few_speakers`` is true when either
+    task rests on fewer than :data:`FEW_SPEAKERS` speakers (read the intervals).
     """
 
     families: Dict[str, FamilyResult]
@@ -82,6 +104,8 @@ class SpeakerAttackReport(_Report):
     n_nontarget_trials: int
     excluded_speakers: List[str]
     notes: Dict[str, str] = field(default_factory=dict)
+    chance_note: str = ""
+    few_speakers: bool = False
 
 
 @dataclass
@@ -174,3 +198,6 @@ class MembershipReport(_Report):
     strongest: str
     best_auc: float
     notes: Dict[str, str] = field(default_factory=dict)
+    n_member_speakers: int = 0
+    n_nonmember_speakers: int = 0
+    n_shared_speakers: int = 0  # > 0: speaker level is undefined and notes['caveat'] says so

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from speechfl.attackers.reports import SourceInferenceReport
+from speechfl.attackers.types import AttackPrecondition
 
 
 def source_inference(losses: torch.Tensor, true_client: torch.Tensor, client_ids=None) -> SourceInferenceReport:
@@ -36,7 +37,7 @@ def source_inference(losses: torch.Tensor, true_client: torch.Tensor, client_ids
     if n == 0:
         raise ValueError("source inference needs at least one utterance")
     if c < 2:
-        raise ValueError(f"source inference needs at least 2 clients, got {c}")
+        raise AttackPrecondition(f"source inference needs at least 2 clients, got {c}")
     if not bool(torch.isfinite(losses).all()):
         raise ValueError(f"losses has {int((~torch.isfinite(losses)).sum())} non-finite values")
     if not isinstance(true_client, torch.Tensor) or true_client.shape != (n,) or true_client.is_floating_point():

@@ -26,7 +26,8 @@ import torch
 from tqdm import tqdm
 
 from speechfl.attackers.families import SPEAKER_ATTACKERS
-from speechfl.attackers.reports import FamilyResult, GroupScore, SpeakerAttackReport
+from speechfl.attackers.intervals import eer_interval, top1_interval
+from speechfl.attackers.reports import FEW_SPEAKERS, FamilyResult, GroupScore, SpeakerAttackReport
 from speechfl.attackers.splits import SpeakerSplit, plan_speaker_split
 from speechfl.attackers.types import UtteranceSet, check_aligned
 from speechfl.attackers.verification import CosineBackend, TrialScores, trial_scores
@@ -77,6 +78,7 @@ def _run_family(
     )
     if overall.target.size == 0 or overall.nontarget.size == 0:
         raise ValueError("verification has no target or no non-target trials among held-out speakers")
+    spk_gender = train.speaker_gender()
     per_gender: Dict[str, GroupScore] = {}
     for g in sorted(set(train.genders)):
         notes: Dict[str, str] = {}
@@ -92,6 +94,8 @@ def _run_family(
             n_target_trials=int(ts.target.size),
             n_nontarget_trials=int(ts.nontarget.size),
             notes=notes,
+            n_id_speakers=sum(spk_gender[s] == g for s in split.attack_speakers),
+            n_eer_speakers=sum(spk_gender[s] == g for s in split.heldout_speakers),
         )
     same_gender = TrialScores(
         np.concatenate([t.target for t in per_gender_trials.values()]),
@@ -101,6 +105,11 @@ def _run_family(
     eer_same = _eer_or_note(same_gender, "same-gender trials", notes)
     if "eer" in notes:
         notes["eer_same_gender"] = notes.pop("eer")
+    top1_ci = top1_interval(hit, te.spk_ids, seed=seed)
+    eer_ci = eer_interval(overall, len(split.heldout_speakers), seed=seed)
+    for name, ci in (("top1_ci", top1_ci), ("eer_ci", eer_ci)):
+        if ci is None:
+            notes[name] = "bootstrap over speakers undefined: too few speakers (or resamples without non-target trials)"
     return FamilyResult(
         family=family,
         top1=float(hit.mean()),
@@ -111,6 +120,13 @@ def _run_family(
         per_speaker_top1=per_speaker,
         seconds=time.perf_counter() - t0,
         notes=notes,
+        n_id_speakers=len(label_of),
+        n_id_test=len(te),
+        n_eer_speakers=len(split.heldout_speakers),
+        n_target_trials=int(overall.target.size),
+        n_nontarget_trials=int(overall.nontarget.size),
+        top1_ci=top1_ci,
+        eer_ci=eer_ci,
     ), overall
 
 
@@ -164,6 +180,11 @@ def speaker_attack_views(
     notes = {}
     if split.excluded_speakers:
         notes["excluded_speakers"] = f"{len(split.excluded_speakers)} speakers with < 2 utterances were excluded"
+    n_att, n_held = len(split.attack_speakers), len(split.heldout_speakers)
+    few = min(n_att, n_held) < FEW_SPEAKERS
+    if few:
+        notes["few_speakers"] = (f"identification rests on {n_att} speakers and verification on {n_held}: "
+                                 "read top1_ci / eer_ci (bootstrap over speakers), not the point values alone")
     return SpeakerAttackReport(
         families=results,
         strongest_id=best_id,
@@ -181,6 +202,9 @@ def speaker_attack_views(
         n_nontarget_trials=int(overall.nontarget.size),
         excluded_speakers=list(split.excluded_speakers),
         notes=notes,
+        chance_note=(f"identification among the {n_att} attack speakers ({n_held} of {n_att + n_held} held out for "
+                     f"verification): chance 1/{n_att} = {1.0 / n_att:.3f}"),
+        few_speakers=few,
     )
 
 

@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
+from speechfl.attackers.types import AttackPrecondition
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,7 +52,7 @@ def plan_speaker_split(
         by_spk[s].append(i)
     few = sorted(s for s, idx in by_spk.items() if len(idx) < 2)
     if few and not drop_singletons:
-        raise ValueError(
+        raise AttackPrecondition(
             f"{len(few)} speakers have fewer than 2 utterances ({few[:10]}): closed-set identification and "
             "verification trials need at least 2 per speaker; pass drop_singletons=True to exclude them"
         )
@@ -68,7 +70,7 @@ def plan_speaker_split(
         heldout += group[:k]
     attack = [s for s in speakers if s not in set(heldout)]
     if len(attack) < 2 or len(heldout) < 2:
-        raise ValueError(
+        raise AttackPrecondition(
             f"speaker attack needs at least 2 attack speakers and 2 held-out speakers, got {len(attack)} and "
             f"{len(heldout)} from {len(speakers)} usable speakers (need about 6+ speakers, 3+ per gender)"
         )

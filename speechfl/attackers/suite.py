@@ -23,7 +23,7 @@ from speechfl.attackers.reports import GenderAttackReport, LinkageReport, Member
 from speechfl.attackers.scenarios import scenario_attacks
 from speechfl.attackers.source_inference import source_inference
 from speechfl.attackers.speaker_id import DEFAULT_FAMILIES, speaker_attacks
-from speechfl.attackers.types import UtteranceSet
+from speechfl.attackers.types import AttackPrecondition, UtteranceSet
 from speechfl.metrics.fairness import UttResult, group_breakdown, group_fairness, individual_fairness
 
 THREATS = (
@@ -131,14 +131,24 @@ def run_privacy_suite(
     round; ``client_updates`` + ``client_genders``: updates for gender
     inference; ``source_losses`` ``[n_utts, n_clients]`` + ``source_owner``;
     ``membership``: keyword arguments of :func:`membership_inference`.
+
+    An attack the data cannot support (one gender, too few speakers or
+    clients: :class:`speechfl.attackers.types.AttackPrecondition`) is skipped:
+    its report is ``None`` and ``notes[name]`` starts with "skipped:". The
+    other attacks still run.
     """
     notes: Dict[str, str] = {}
     seconds: Dict[str, float] = {}
     kw = dict(families=families, family_params=family_params, seed=seed, progress=progress)
 
     def timed(name: str, fn, *args, **kwargs):
+        """Run one attack; one the data cannot support is skipped with its reason (any other error is a bug)."""
         t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
+        try:
+            out = fn(*args, **kwargs)
+        except AttackPrecondition as exc:
+            notes[name] = f"skipped: {exc}"
+            return None
         seconds[name] = time.perf_counter() - t0
         return out
 

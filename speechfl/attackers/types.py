@@ -14,6 +14,14 @@ from typing import Dict, List, Sequence
 import torch
 
 
+class AttackPrecondition(ValueError):
+    """The data cannot support an attack (one gender, too few speakers or clients).
+
+    Not a bug: the evaluation suite skips the attack and records this message
+    as the reason. Any other exception raised by an attack is a bug and propagates.
+    """
+
+
 @dataclass
 class UtteranceSet:
     """Representations or features of utterances.

@@ -70,8 +70,17 @@ class CosineBackend:
 
 @dataclass
 class TrialScores:
+    """Scores of target and non-target trials.
+
+    ``target_spk`` / ``nontarget_spk`` ``[k, 2]``: the speaker index (into the
+    sorted unique speaker ids) of each trial's two sides, for a bootstrap over
+    speakers; ``None`` when not tracked.
+    """
+
     target: np.ndarray
     nontarget: np.ndarray
+    target_spk: Optional[np.ndarray] = None
+    nontarget_spk: Optional[np.ndarray] = None
 
 
 def trial_scores(
@@ -105,9 +114,10 @@ def trial_scores(
         ii, jj = ii[keep], jj[keep]
     scores = (enroll.double() @ test.double().T).numpy()[ii, jj]
     same = spk[ii] == spk[jj]
-    overall = TrialScores(scores[same], scores[~same])
+    pairs = np.stack([spk[ii], spk[jj]], axis=1)
+    overall = TrialScores(scores[same], scores[~same], pairs[same], pairs[~same])
     per_gender = {}
     for g in sorted(set(genders)):
         m = (gen_arr[ii] == g) & (gen_arr[jj] == g)
-        per_gender[g] = TrialScores(scores[m & same], scores[m & ~same])
+        per_gender[g] = TrialScores(scores[m & same], scores[m & ~same], pairs[m & same], pairs[m & ~same])
     return overall, per_gender

@@ -11,7 +11,8 @@ never returns NaN.
 
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -138,3 +139,69 @@ def accuracy_and_chance(pred, true, n_classes: int) -> Tuple[float, float]:
     if n_classes < 1:
         raise ValueError(f"n_classes must be >= 1, got {n_classes}")
     return float((p == t).mean()), 1.0 / n_classes
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """Percentile bootstrap interval of a statistic, resampling whole speakers (or clients) with replacement.
+
+    ``n_valid`` of the ``n_boot`` resamples gave a defined statistic (e.g. an
+    EER needs both target and non-target trials); the interval is taken over
+    those. ``n_units`` is the number of speakers resampled: with few of them
+    the interval is wide, which is the point of reporting it.
+    """
+
+    low: float
+    high: float
+    level: float
+    n_boot: int
+    n_valid: int
+    n_units: int
+    unit: str
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("low", "high", "level", "n_boot", "n_valid", "n_units", "unit")}
+
+
+def bootstrap_counts(n_units: int, n_boot: int, seed: int) -> np.ndarray:
+    """``[n_boot, n_units]`` draw counts: row b counts how often each unit is drawn in resample b.
+
+    Resample b draws ``n_units`` unit indices uniformly with replacement
+    (``numpy.random.default_rng(seed).integers``, one call per resample).
+    """
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n_units, n_units), minlength=n_units) for _ in range(n_boot)])
+
+
+def speaker_bootstrap_ci(stat: Callable[[np.ndarray], Optional[float]], n_units: int, *, n_boot: int = 200,
+                         level: float = 0.95, seed: int = 0, unit: str = "speaker",
+                         min_valid: float = 0.2) -> Optional[BootstrapCI]:
+    """Percentile interval of ``stat(counts)`` over speaker resamples (Efron & Tibshirani 1993, ch. 13).
+
+    ``stat`` receives the draw counts ``c [n_units]`` of one resample and returns
+    the statistic recomputed with unit ``u`` weighted ``c[u]`` times, or
+    ``None`` when it is undefined for that resample. Resampling speakers, not
+    utterances or trials, respects that a speaker's utterances are correlated
+    (Bolle et al. 2004, "Error analysis of pattern recognition systems: the
+    subsets bootstrap"). Returns ``None`` when fewer than ``min_valid * n_boot``
+    resamples are defined or there is a single unit.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if n_units < 2:
+        return None
+    vals = [v for v in (stat(c) for c in bootstrap_counts(n_units, n_boot, seed)) if v is not None]
+    if len(vals) < max(1, min_valid * n_boot):
+        return None
+    lo, hi = np.quantile(np.asarray(vals, dtype=np.float64), [(1 - level) / 2, (1 + level) / 2])
+    return BootstrapCI(float(lo), float(hi), level, n_boot, len(vals), n_units, unit)
+
+
+def weighted_eer(target, nontarget, w_target, w_nontarget) -> Optional[float]:
+    """EER with integer trial weights (a trial of weight k counts k times); ``None`` if a side has no weight."""
+    wt, wn = np.asarray(w_target, dtype=np.int64), np.asarray(w_nontarget, dtype=np.int64)
+    if wt.sum() == 0 or wn.sum() == 0:
+        return None
+    return eer(np.repeat(np.asarray(target, dtype=np.float64), wt), np.repeat(np.asarray(nontarget, dtype=np.float64), wn))

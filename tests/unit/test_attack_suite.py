@@ -97,3 +97,39 @@ def test_fairness_section_with_privacy_and_robustness():
     assert out["robustness"]["exclusion_rate"]["max_group"] == "F"
     with pytest.raises(ValueError, match="exclusion_groups"):
         fairness_section(results, exclusions={"c0": 0.5})
+
+
+def test_one_gender_corpus_skips_gender_attacks_with_reason_and_runs_the_rest():
+    data = clusters()
+    one = UtteranceSet(data.frames, data.spk_ids, ["M"] * len(data), data.utt_ids)
+    rep = run_privacy_suite(representations=one, fbank=one, families=("linear",), progress=False)
+    assert rep.speaker is not None and rep.fbank_speaker is not None  # speaker attacks ran
+    assert rep.gender is None and rep.fbank_gender is None
+    for k in ("gender", "fbank_gender"):
+        assert rep.notes[k].startswith("skipped:") and "exactly 2 label values" in rep.notes[k]
+    d = rep.to_dict()
+    json.dumps(d)
+    assert d["strongest"]["gender_inference"] is None and d["strongest"]["speaker_identification"] is not None
+    assert "gender" not in d["seconds"]
+
+
+def test_too_few_speakers_skips_speaker_attacks_but_a_bug_still_raises():
+    data = clusters(n_spk=3)
+    rep = run_privacy_suite(representations=data, families=("linear",), progress=False)
+    assert rep.speaker is None and "at least 2 attack speakers" in rep.notes["speaker"]
+    # malformed input is a bug, not a precondition: it raises
+    bad = UtteranceSet(data.frames, data.spk_ids, data.genders, ["x"] * len(data))
+    with pytest.raises(ValueError, match="duplicate utt_ids"):
+        run_privacy_suite(representations=bad, families=("linear",), progress=False)
+
+
+def test_membership_without_non_members_is_skipped_and_shared_speakers_are_a_caveat():
+    mia = dict(member_scores=[0.1, 0.2], nonmember_scores=[], member_groups=["F", "M"], nonmember_groups=[],
+               member_speakers=["a", "b"], nonmember_speakers=[])
+    rep = run_privacy_suite(membership=mia, progress=False)
+    assert rep.membership is None and "non-member utterances" in rep.notes["membership"]
+    mia = dict(member_scores=[0.1, 0.2, 0.3], nonmember_scores=[0.5, 0.6], member_groups=["F", "M", "F"],
+               nonmember_groups=["F", "M"], member_speakers=["a", "b", "a"], nonmember_speakers=["a", "c"])
+    m = run_privacy_suite(membership=mia, progress=False).membership.to_dict()
+    assert "utterance-level membership only" in m["notes"]["caveat"]
+    assert (m["n_member_speakers"], m["n_nonmember_speakers"], m["n_shared_speakers"]) == (2, 2, 1)

@@ -90,3 +90,22 @@ def test_accuracy_and_chance():
     assert accuracy_and_chance([0, 1, 2, 2], [0, 1, 1, 2], 4) == (0.75, 0.25)
     with pytest.raises(ValueError, match="equal length"):
         accuracy_and_chance([0, 1], [0], 2)
+
+
+def test_weighted_eer_is_eer_of_repeated_trials_and_none_without_weight():
+    from speechfl.metrics.privacy import weighted_eer
+
+    t, n = np.array([0.9, 0.4, 0.6]), np.array([0.5, 0.1])
+    assert weighted_eer(t, n, [2, 0, 1], [1, 3]) == eer([0.9, 0.9, 0.6], [0.5, 0.1, 0.1, 0.1])
+    assert weighted_eer(t, n, [0, 0, 0], [1, 1]) is None
+
+
+def test_speaker_bootstrap_ci_constant_statistic_and_errors():
+    from speechfl.metrics.privacy import speaker_bootstrap_ci
+
+    ci = speaker_bootstrap_ci(lambda c: 0.3, 4, n_boot=20, seed=0)
+    assert (ci.low, ci.high, ci.n_valid, ci.n_units) == (pytest.approx(0.3), pytest.approx(0.3), 20, 4)
+    assert speaker_bootstrap_ci(lambda c: 0.3, 1) is None  # one speaker: nothing to resample
+    assert speaker_bootstrap_ci(lambda c: None, 5, n_boot=10) is None  # never defined
+    with pytest.raises(ValueError, match="level"):
+        speaker_bootstrap_ci(lambda c: 0.3, 4, level=1.5)
