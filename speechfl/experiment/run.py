@@ -9,8 +9,10 @@ from typing import Dict
 
 import torch
 
+from speechfl.config import ExperimentConfig, check_output_writable
 from speechfl.experiment.results import SCHEMA_VERSION, config_section, model_section
-from speechfl.federated.setup import FederatedSetup, build_setup
+from speechfl.federated.engines import check_engine_available, get_engine
+from speechfl.federated.setup import FederatedSetup, RunOrigin, build_setup
 from speechfl.io import atomic_torch_save, atomic_write_json
 from speechfl.metrics.asr import records_to_dicts, summarize, transcribe
 
@@ -32,22 +34,19 @@ def communication_section(history, dim: int) -> Dict:
 
 
 def run_federated(hparams: dict, hparams_file: str, overrides, progress: bool = True) -> Dict:
-    """Build, train (engine from ``hparams['engine']``), test, and write ``results.json``."""
+    """Validate, build, train (engine from ``hparams['engine']``, see :mod:`speechfl.federated.engines`), test,
+    and write ``results.json``.
+
+    The whole configuration is validated and the output folder checked writable before the
+    corpus is prepared or any client trains (a :class:`~speechfl.config.ConfigError` names the key).
+    """
     start = time.time()
-    out = Path(hparams["output_folder"])
-    out.mkdir(parents=True, exist_ok=True)
-    setup = build_setup(hparams, progress=progress)
-    engine = hparams.get("engine", "inprocess")
-    if engine == "flower-sim":
-        from speechfl.federated.flower.run import run_flower_simulation
-
-        history, global_flat = run_flower_simulation(setup, hparams_file, overrides, out, progress=progress)
-    else:
-        from speechfl.federated.simulation import Simulation
-
-        sim = Simulation(setup, out, progress=progress)
-        history = sim.run()
-        global_flat = sim.server.global_flat
+    config = ExperimentConfig.from_hparams(hparams)
+    check_engine_available(config.engine)
+    out = check_output_writable(config.output_folder)
+    setup = build_setup(hparams, progress=progress, config=config)
+    setup.origin = RunOrigin(str(hparams_file), overrides if isinstance(overrides, str) else tuple(overrides or ()))
+    history, global_flat = get_engine(config.engine)(setup, out, progress)
     return finalize(setup, history, global_flat, hparams_file, overrides, out, time.time() - start)
 
 

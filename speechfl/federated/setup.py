@@ -8,20 +8,28 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
 from speechfl.data.dataset import DataTransforms, make_dataset, make_loader, read_manifest
 from speechfl.data.partition import Partition, partition_speakers, pooled_partition
+from speechfl.config import ExperimentConfig, build_components, check_against_partition
+from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompressor
 from speechfl.experiment.corpus import Corpus, prepare_corpus
 from speechfl.federated.client import ClientConfig
-from speechfl.federated.server_opt import SERVER_OPTIMIZERS
 from speechfl.federated.update import ParamLayout, flatten_params
-from speechfl.registry import build_from_spec, require_keys
+from speechfl.registry import require_keys
 
-ENGINES = ("inprocess", "centralized", "flower-sim", "flower")  # flower: a real deployment (flwr run)
 CLIENT_KEYS = set(ClientConfig.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """The hparams file and ``--key=value`` overrides a run was built from."""
+
+    hparams_file: str
+    overrides: Union[str, Tuple[str, ...]] = ()
 
 
 @dataclass
@@ -33,10 +41,10 @@ class FederatedSetup:
     layout: ParamLayout
     init_flat: torch.Tensor
     client_config: ClientConfig
-    uplink: object
-    downlink: object
-    robust: object
-    server_optimizer: object
+    uplink: UplinkCompressor
+    downlink: Optional[UplinkCompressor]
+    robust: RobustAggregator
+    server_optimizer: ServerStep
     malicious: Set[str]
     update_attack: object
     data_attack: Optional[dict]
@@ -47,6 +55,8 @@ class FederatedSetup:
     client_rows: Dict[str, List[dict]] = field(default_factory=dict)
     genders: Dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    config: Optional[ExperimentConfig] = None
+    origin: Optional[RunOrigin] = None  # set by run_federated: what engines that rebuild the run need
     _datasets: Dict[str, object] = field(default_factory=dict)
 
     @property
@@ -98,32 +108,35 @@ def sample_clients(ids: List[str], per_round, seed: int, round_: int) -> List[st
     return sorted(rng.sample(sorted(ids), k))
 
 
-def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
-    """Validate hparams and build every component; raises with a clear message on bad config."""
-    engine = hparams.get("engine", "inprocess")
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
-    device = str(hparams.get("device", "cpu"))
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device} requested but CUDA is not available")
-    seed = int(hparams["seed"])
+def build_setup(hparams: dict, progress: bool = True, config: Optional[ExperimentConfig] = None) -> FederatedSetup:
+    """Build an experiment in stages; a bad configuration fails before the corpus is touched.
+
+    1. validate: :meth:`ExperimentConfig.from_hparams` (every key, typed) unless ``config`` is given;
+    2. build the server components by name (:func:`build_components`: compressors, robust pipeline,
+       server optimizer), so unknown names and impossible combinations fail before any data work;
+    3. prepare the corpus (generates the synthetic corpus if absent, writes manifests);
+    4. partition it, then the checks that need the number of clients (:func:`check_against_partition`);
+    5. the model (and the training adversary), then the privacy and threat components.
+
+    Raises :class:`~speechfl.config.ConfigError` (a ``ValueError``) naming the key on bad configuration.
+    """
+    cfg = config if config is not None else ExperimentConfig.from_hparams(hparams)
+    components = build_components(cfg)
+    engine, seed, device = cfg.engine, cfg.seed, cfg.device
+    uplink, downlink, robust = components.uplink, components.downlink, components.robust
+    client_config = cfg.client
     torch.manual_seed(seed)
+
     corpus = prepare_corpus(hparams, progress=progress)
     rows = read_manifest(corpus.manifests["train"])
-    if engine == "centralized":
+    if engine.pooled:
         partition = pooled_partition(rows)
     else:
-        partition = partition_speakers(rows, int(hparams.get("speakers_per_client", 1)),
-                                       int(hparams.get("min_utterances", 1)), seed)
+        partition = partition_speakers(rows, cfg.speakers_per_client, cfg.min_utterances, seed)
+    per_round = check_against_partition(cfg, components, len(partition.client_ids))
     by_id = {r["ID"]: r for r in rows}
     client_rows = {c: [by_id[u] for u in us] for c, us in partition.utterances.items()}
     genders = {r["spk_id"]: r["gender"] for r in rows}
-
-    client_spec = dict(hparams.get("client") or {})
-    require_keys(client_spec, CLIENT_KEYS, "client")
-    client_config = ClientConfig(**client_spec)
-    if engine == "centralized":
-        client_config.keep_optimizer_state = True
 
     model = hparams["model"]
     label_maps = {
@@ -138,30 +151,16 @@ def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
         steps_per_round = client_config.local_steps or (
             client_config.local_epochs * -(-longest // client_config.batch_size))
         model.attach_adversary(build_adversary(adv_spec, rep_dim=model.rep_dim, label_maps=label_maps,
-                                               total_steps=int(hparams["rounds"]) * steps_per_round, seed=seed))
+                                               total_steps=cfg.rounds * steps_per_round, seed=seed))
     model.to(device)
     layout = ParamLayout.from_module(model)
     if layout.buffers:
         raise ValueError(f"model has buffers {layout.buffers[:3]}: federating buffers is not supported")
     init_flat = flatten_params(model, layout).cpu()
 
-    from speechfl.compression import build_compressor
-    from speechfl.robustness import build_robust_pipeline, get_attack, select_malicious
+    from speechfl.robustness import get_attack, select_malicious
 
-    uplink = build_compressor(hparams.get("uplink"))
-    downlink = build_compressor(hparams.get("downlink")) if hparams.get("downlink") else None
-    robust = build_robust_pipeline(hparams.get("aggregator", "weighted_mean"), list(hparams.get("preaggregators") or []))
-    server_optimizer = build_from_spec(SERVER_OPTIMIZERS, hparams.get("server_optimizer", "fedavg"))
-    per_round = len(sample_clients(partition.client_ids, hparams.get("clients_per_round", 1.0), seed, 1))
-    if getattr(uplink, "shared_support", False) and getattr(robust, "stateful", False):
-        raise ValueError(f"aggregator {robust.name!r} keeps a [d] state across rounds, but random-k with a shared "
-                         "mask aggregates on a different set of coordinates every round; use a stateless rule")
-    from speechfl.federated.server import min_updates
-
-    if per_round < min_updates(robust) and not hparams.get("dp_user"):
-        raise ValueError(f"aggregator {robust.name!r} needs at least {min_updates(robust)} updates per round, but "
-                         f"clients_per_round={hparams.get('clients_per_round')} samples {per_round} of "
-                         f"{len(partition.client_ids)} clients")
+    server_optimizer = components.server_optimizer
 
     malicious, update_attack, data_attack = set(), None, None
     mal = hparams.get("malicious")
@@ -207,5 +206,5 @@ def build_setup(hparams: dict, progress: bool = True) -> FederatedSetup:
         client_config=client_config, uplink=uplink, downlink=downlink, robust=robust,
         server_optimizer=server_optimizer, malicious=malicious, update_attack=update_attack, data_attack=data_attack,
         dp_user=dp_user, dp_sample_spec=hparams.get("dp_sample"), secagg=secagg, label_maps=label_maps,
-        client_rows=client_rows, genders=genders, device=device,
+        client_rows=client_rows, genders=genders, device=device, config=cfg,
     )

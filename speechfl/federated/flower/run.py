@@ -15,6 +15,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 
+from speechfl.federated.engines import register_engine
 from speechfl.federated.flower import require_flwr
 
 CLIENT_STATE_DIR = "flower_client_state"
@@ -63,3 +64,11 @@ def run_flower_simulation(setup, hparams_file: str, overrides: str | Sequence[st
     if "global_flat" not in result:
         raise RuntimeError("the Flower simulation ended before its ServerApp finished the rounds (see Flower's log)")
     return result["history"], result["global_flat"]
+
+
+@register_engine("flower-sim")
+def run_flower_sim_engine(setup, out: Path, progress: bool) -> Tuple[List[dict], torch.Tensor]:
+    """The ``flower-sim`` engine (registry signature): ClientApps rebuild the run from ``setup.origin``."""
+    if setup.origin is None:
+        raise ValueError("engine=flower-sim needs the hparams file the setup was built from (setup.origin)")
+    return run_flower_simulation(setup, setup.origin.hparams_file, setup.origin.overrides, out, progress=progress)

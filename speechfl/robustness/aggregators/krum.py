@@ -67,7 +67,8 @@ class MultiKrum(Aggregator):
         self.last_scores: Optional[Tensor] = None
 
     def min_rows(self) -> int:
-        return 2 * self.f + 3 if self.convention == "blanchard" else 2 * self.f + 1
+        need = 2 * self.f + 3 if self.convention == "blanchard" else 2 * self.f + 1
+        return max(need, self.m or 0)  # averaging m selected updates needs m of them (checked at setup)
 
     def _selected(self, n: int) -> int:
         m = n - self.f if self.m is None else self.m
