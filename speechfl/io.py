@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -10,21 +11,52 @@ from pathlib import Path
 from typing import Any
 
 
+class WriteError(OSError):
+    """A file could not be written (full disk, no permission, ...); the message names it and what to do."""
+
+
+_ADVICE = {
+    errno.ENOSPC: "no space left on the device; free some space or point output_folder/feature_cache elsewhere",
+    errno.EDQUOT: "disk quota exceeded; free some space or point output_folder/feature_cache elsewhere",
+    errno.EACCES: "permission denied; choose a writable folder",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+}
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    advice = _ADVICE.get(exc.errno, f"{exc.strerror or exc}; check the folder and retry")
+    err = WriteError(exc.errno, f"cannot write {path}: {advice} (nothing was written there)")
+    err.filename = str(path)
+    return err
+
+
 def _atomic(path: str | os.PathLike, mode: str, write) -> Path:
-    """Write through a temporary sibling, fsync, then ``os.replace`` (readers never see a torn file)."""
+    """Write through a temporary sibling, fsync, then ``os.replace`` (readers never see a torn file).
+
+    Raises
+    ------
+    WriteError
+        One line naming ``path`` and the remedy when the OS refuses the write (e.g. ``ENOSPC``);
+        the temporary file is removed and ``path`` keeps its previous content.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # open(..., "x") rather than mkstemp: the file gets the usual umask permissions, not 0600
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, mode.replace("w", "x")) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError) and exc.errno is not None:
+            raise _write_error(path, exc) from None
+        if isinstance(exc, RuntimeError) and "No space left on device" in str(exc):
+            # torch.save reports a full disk from its C++ writer as a RuntimeError
+            raise _write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
         raise
     return path
 

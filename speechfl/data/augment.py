@@ -31,6 +31,13 @@ class SpecAugment(torch.nn.Module):
         )
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Masked copy of ``feats``; the input is never written to.
+
+        SpeechBrain's ``SpectrogramDrop`` masks with ``masked_fill_`` (in place). A padded batch
+        of one utterance shares memory with the cached features, so masking the input itself
+        would corrupt the feature cache (and make a resumed run differ from an uninterrupted one).
+        """
+        feats = feats.clone()
         if self.time is not None:
             feats = self.time(feats)
         if self.freq is not None:

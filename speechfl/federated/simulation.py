@@ -5,7 +5,10 @@ Per round: sample clients -> broadcast (downlink payload) -> local training ->
 aggregate -> evaluate every ``eval_every`` rounds -> atomic checkpoint.
 Rerunning the same command resumes after the last completed round; because every
 random draw is seeded by (seed, round, client), a resumed run ends with
-bit-identical parameters.
+bit-identical parameters. The checkpoint holds tensors and plain containers only
+(loaded with ``weights_only=True``) and a fingerprint of the configuration: a
+rerun with other settings is refused, naming the differing keys, unless
+``resume: fresh`` (see :mod:`speechfl.federated.checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import List
 import torch
 from tqdm.auto import tqdm
 
+from speechfl.federated.checkpoint import (check_fingerprint, check_plain, config_fingerprint, load_checkpoint,
+                                           resume_mode, save_checkpoint)
 from speechfl.federated.round import InProcessExecutor, round_record
 from speechfl.federated.server import Server
 from speechfl.federated.setup import FederatedSetup
@@ -45,12 +50,15 @@ class Simulation:
         self.out.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self.server = Server(global_flat=setup.init_flat, optimizer=setup.server_optimizer, uplink=setup.uplink,
-                             robust=setup.robust, dp_user=setup.dp_user, secagg=setup.secagg)
+                             robust=setup.robust, dp_user=setup.dp_user, secagg=setup.secagg,
+                             sample_counts={c: len(u) for c, u in setup.partition.utterances.items()})
         self.client_view = setup.init_flat.clone()  # the model clients hold (differs under downlink compression)
         self.downlink_state: dict = {"client_seed": 0}
         self.history: List[dict] = []
         self.round = 0
         self.step_offset = 0
+        self.fingerprint = config_fingerprint(setup.hparams)
+        self.resume_mode = resume_mode(setup.hparams)
         self._resume()
 
     # -- state -----------------------------------------------------------------------------------
@@ -64,13 +72,19 @@ class Simulation:
             "downlink_state": self.downlink_state,
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
+            "config_fingerprint": self.fingerprint,
         }
 
     def _resume(self) -> None:
         path = self.out / CHECKPOINT
         if not path.exists():
             return
-        state = torch.load(path, weights_only=False)
+        if self.resume_mode == "fresh":
+            logger.warning("resume=fresh: ignoring %s and starting from round 0 (it is overwritten after round 1)",
+                           path)
+            return
+        state = load_checkpoint(path)
+        check_fingerprint(state, self.fingerprint, path)
         self.round = state["round"]
         self.step_offset = state["step_offset"]
         self.server.load_state_dict(state["server"])
@@ -115,7 +129,7 @@ class Simulation:
             record.update(self.validate())
         record["seconds"] = time.perf_counter() - t0
         self.history.append(record)
-        atomic_torch_save(self.state_dict(), self.out / CHECKPOINT)
+        save_checkpoint(self.state_dict(), self.out / CHECKPOINT)
         return record
 
     def _record(self, r: int, received, ctx) -> None:
@@ -129,13 +143,12 @@ class Simulation:
                 seen[rec.client_id] = self.server.observe(rec, ctx).to(torch.float16)
             except ValueError:  # a payload the server rejects is not an observation
                 continue
-        atomic_torch_save(
-            {"round": r, "global": self.client_view.clone(), "updates": seen,
-             "n_samples": {rec.client_id: rec.n_samples for rec in received},
-             "secure_aggregation": self.setup.secagg is not None,
-             "malicious": sorted(self.setup.malicious)},
-            self.out / "recorded" / f"round_{r:04d}.pt",
-        )
+        observed = {"round": r, "global": self.client_view.clone(), "updates": seen,
+                    "n_samples": {rec.client_id: int(rec.n_samples) for rec in received},
+                    "secure_aggregation": self.setup.secagg is not None,
+                    "malicious": sorted(self.setup.malicious)}
+        check_plain(observed, f"recorded round {r}")  # read back with weights_only=True by `speechfl evaluate`
+        atomic_torch_save(observed, self.out / "recorded" / f"round_{r:04d}.pt")
 
     def global_model(self):
         load_flat_params(self.setup.model, self.setup.layout, self.server.global_flat.to(self.setup.device))
