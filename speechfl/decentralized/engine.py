@@ -173,7 +173,7 @@ class GossipEngine:
         nodes = self.gather_nodes()
         if self.lead:
             atomic_torch_save({self.core.ids[i]: x for i, x in nodes.items()}, self.out / NODES)
-            atomic_write_json(self.out / SECTION, self.section())
+            atomic_write_json(self.out / SECTION, self.section(nodes))
         return self.state.history, mean
 
     def _honest_mean(self) -> torch.Tensor:
@@ -184,11 +184,11 @@ class GossipEngine:
         return (acc / len(self.core.honest)).to(torch.float32)
 
     # -- the decentralized section ---------------------------------------------------------------
-    def section(self) -> dict:
+    def section(self, nodes: Dict[int, torch.Tensor]) -> dict:
+        """The ``decentralized`` results section, from every node's final model ``nodes``."""
         core, cfg = self.core, self.cfg
         hist = self.state.history
         evaluated = core.honest if cfg.eval_nodes is None else core.honest[:int(cfg.eval_nodes)]
-        nodes = self.gather_nodes(evaluated)
         cers = {}
         for i in evaluated:
             model = self.model_at(nodes[i])
