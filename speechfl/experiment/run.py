@@ -5,32 +5,20 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
 from speechfl.config import ExperimentConfig, check_output_writable
-from speechfl.experiment.results import SCHEMA_VERSION, config_section, model_section
+from speechfl.experiment.results import (AttackSection, BackdoorResult, CommunicationSection, ConfigSection,
+                                         ModelSection, PartitionSection, PrivacyBudgetSection, RunResults, TestSection,
+                                         config_section, model_section)
 from speechfl.federated.engines import check_engine_available, get_engine
 from speechfl.federated.setup import FederatedSetup, RunOrigin, build_setup
 from speechfl.io import atomic_torch_save, atomic_write_json
 from speechfl.metrics.asr import records_to_dicts, summarize, transcribe
 
 logger = logging.getLogger(__name__)
-
-
-def communication_section(history, dim: int) -> Dict:
-    up = sum(r["bytes_up"] for r in history)
-    down = sum(r["bytes_down"] for r in history)
-    n_updates = sum(len(r["clients"]) for r in history)
-    fp32 = 4 * dim * n_updates
-    return {
-        "bytes_up_total": up,
-        "bytes_down_total": down,
-        "fp32_bytes_up_total": fp32,
-        "compression_ratio_up": fp32 / up if up else None,
-        "compression_ratio_down": fp32 / down if down else None,
-    }
 
 
 def run_federated(hparams: dict, hparams_file: str, overrides, progress: bool = True) -> Dict:
@@ -60,47 +48,45 @@ def finalize(setup: FederatedSetup, history, global_flat, hparams_file, override
     load_flat_params(setup.model, setup.layout, global_flat.to(setup.device))
     atomic_torch_save(setup.model.state_dict(), out / "model.pt")
     records = transcribe(setup.model, setup.eval_loader("test"), setup.corpus.tokenizer, setup.device)
-    test = summarize(records)
-    results = {
-        "schema": SCHEMA_VERSION,
-        "kind": "centralized" if setup.hparams.get("engine") == "centralized" else "federated",
-        "engine": setup.hparams.get("engine", "inprocess"),
-        "config": config_section(hparams_file, overrides),
-        "model": model_section(setup.model),
-        "seconds": seconds,
-        "client_seconds_per_round": (sum(r["client_seconds"] for r in history) / len(history)) if history else None,
-        "partition": dict(setup.partition.to_dict(), malicious=sorted(setup.malicious),
-                          genders={c: sorted({setup.genders[s] for s in spk})
-                                   for c, spk in setup.partition.clients.items()}),
-        "rounds": history,
-        "communication": communication_section(history, setup.layout.dim),
-        "test": test,
-    }
-    extra = test_under_attack(setup)
-    if extra:
-        results["attack"] = extra
+    engine = str(setup.hparams.get("engine", "inprocess"))
+    dp_budget = None
     if setup.dp_user is not None and history:
-        results["privacy_budget"] = {"user_level_epsilon": history[-1].get("epsilon"),
-                                     "delta": float(setup.hparams["dp_user"].get("delta", 1e-3))}
+        dp_budget = PrivacyBudgetSection(user_level_epsilon=history[-1]["epsilon"],
+                                         delta=float(setup.hparams["dp_user"].get("delta", 1e-3)))
+    results = RunResults(
+        kind="centralized" if engine == "centralized" else "federated",
+        engine=engine,
+        config=ConfigSection.from_dict(config_section(hparams_file, overrides)),
+        model=ModelSection.from_dict(model_section(setup.model)),
+        seconds=seconds,
+        client_seconds_per_round=sum(r["client_seconds"] for r in history) / len(history) if history else None,
+        partition=PartitionSection(**setup.partition.to_dict(), malicious=sorted(setup.malicious),
+                                   genders={c: sorted({setup.genders[s] for s in spk})
+                                            for c, spk in setup.partition.clients.items()}),
+        rounds=history,
+        communication=CommunicationSection.from_history(history, setup.layout.dim),
+        test=TestSection.from_dict(summarize(records)),
+        attack=test_under_attack(setup),
+        privacy_budget=dp_budget,
+    ).to_dict()
     atomic_write_json(out / "results.json", results)
     atomic_write_json(out / "test_utterances.json", records_to_dicts(records))
     return results
 
 
-def test_under_attack(setup: FederatedSetup) -> Dict:
+def test_under_attack(setup: FederatedSetup) -> Optional[AttackSection]:
     """Robustness metrics: which attack ran and, for a backdoor, its success rate on triggered test audio."""
     if not setup.malicious:
-        return {}
-    info = {"malicious_clients": sorted(setup.malicious)}
-    if setup.update_attack is not None:
-        info["update_attack"] = getattr(setup.update_attack, "name", type(setup.update_attack).__name__)
-    if setup.data_attack:
-        info["data_attack"] = dict(setup.data_attack)
-        if setup.data_attack.get("name") == "audio_backdoor":
-            from speechfl.robustness.poisoning import backdoor_success
+        return None
+    backdoor = None
+    if setup.data_attack and setup.data_attack.get("name") == "audio_backdoor":
+        from speechfl.robustness.poisoning import backdoor_success
 
-            info["backdoor_success"] = backdoor_success(setup)
-    return info
+        backdoor = BackdoorResult.from_dict(backdoor_success(setup))
+    return AttackSection(malicious_clients=sorted(setup.malicious),
+                         update_attack=setup.update_attack.name if setup.update_attack is not None else None,
+                         data_attack=dict(setup.data_attack) if setup.data_attack else None,
+                         backdoor_success=backdoor)
 
 
 def load_run_model(run_dir: str | Path):

@@ -13,14 +13,14 @@ Column sources (results.json):
 test_wer, test_cer  ``test.wer``, ``test.cer``
 wer_gap_fm          ``fairness.gender.gap_abs`` (else ``test.by_group.gender`` F - M)
 worst_group         ``fairness.gender.worst_group`` (else the group of highest WER)
-spk_wer_std         ``fairness.individual.wer.std`` (or ``fairness.individual.std``)
+spk_wer_std         ``fairness.individual.std``
 attacker_*          ``privacy.representations.strongest.{family,top1,chance,eer}``
 fbank_top1          ``privacy.fbank.strongest.top1`` (raw-feature reference)
 linkage_acc         ``privacy.linkage.accuracy``
 source_inf_acc      ``privacy.source_inference.accuracy``
 membership_auc      ``privacy.membership.auc``
 wer_under_attack    ``test.wer`` when ``attack`` is present (malicious clients)
-backdoor_success    ``attack.backdoor_success``
+backdoor_success    ``attack.backdoor_success.success_rate`` (fraction)
 uplink_mb           ``communication.bytes_up_total`` / 1e6 (federated runs only)
 client_s_per_round  ``client_seconds_per_round``
 epsilon_user        ``privacy_budget.user_level_epsilon``
@@ -34,6 +34,8 @@ import csv
 import io
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Union
+
+from speechfl.experiment.results import AttackSection
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,20 @@ def worst_group(results: dict) -> Value:
 
 
 def speaker_wer_std(results: dict) -> Value:
-    ind = dig(results, "fairness.individual", "not evaluated")
-    if isinstance(ind, NA):
-        return ind
-    std = dig(ind, "wer.std", "")  # IndividualFairness.to_dict(): {"wer": {"std": ...}, ...}
-    return std if not isinstance(std, NA) else dig(ind, "std", "no per-speaker WER spread")
+    """``fairness.individual.std``: the flat per-speaker WER distribution ``speechfl evaluate`` writes."""
+    if not isinstance(results.get("fairness"), dict):
+        return NA("not evaluated")
+    return dig(results, "fairness.individual.std", "no per-speaker WER spread")
+
+
+def backdoor_success_rate(results: dict) -> Value:
+    """``attack.backdoor_success.success_rate``, read through :class:`AttackSection` (a drift is 'unreadable')."""
+    if not isinstance(results.get("attack"), dict):
+        return NA("no attack")
+    section = AttackSection.from_dict(results["attack"])
+    if section.backdoor_success is None:
+        return NA("no backdoor configured")
+    return section.backdoor_success.success_rate
 
 
 def _under_attack(results: dict, path: str, reason: str) -> Value:
@@ -148,8 +159,7 @@ COLUMNS = (
     Column("source_inf_acc", "source inf acc", ".3f", lambda r: _privacy(r, "source_inference", "accuracy")),
     Column("membership_auc", "membership AUC", ".3f", lambda r: _privacy(r, "membership", "auc")),
     Column("wer_under_attack", "WER under attack %", ".2f", lambda r: _under_attack(r, "test.wer", "no test result")),
-    Column("backdoor_success", "backdoor success", ".3f",
-           lambda r: _under_attack(r, "attack.backdoor_success", "no backdoor configured")),
+    Column("backdoor_success", "backdoor success", ".3f", backdoor_success_rate),
     Column("uplink_mb", "uplink MB", ".2f", uplink_mb),
     Column("client_s_per_round", "client s/round", ".2f",
            lambda r: dig(r, "client_seconds_per_round", "no rounds")),

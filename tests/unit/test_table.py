@@ -18,9 +18,11 @@ def evaluated_results():
         "client_seconds_per_round": 3.5,
         "rounds": [{"round": 1, "epsilon_sample_max": 1.5}, {"round": 2, "epsilon_sample_max": 2.25}],
         "privacy_budget": {"user_level_epsilon": 7.0, "delta": 1e-3},
-        "attack": {"malicious_clients": ["1"], "backdoor_success": 0.125},
+        "attack": {"malicious_clients": ["1"], "data_attack": {"name": "audio_backdoor"},
+                   "backdoor_success": {"success_rate": 0.125, "cer_to_target": 30.0, "n_triggered": 8,
+                                        "target_text": "OPEN THE DOOR"}},
         "fairness": {"gender": {"gap_abs": 15.0, "worst_group": "F"},
-                     "individual": {"wer": {"mean": 40.0, "std": 4.0}, "per_speaker_wer": {}}},
+                     "individual": {"mean": 40.0, "std": 4.0}},
         "privacy": {
             "representations": {"strongest": {"family": "mlp", "top1": 0.4, "chance": 0.05, "eer": 0.2}},
             "fbank": {"strongest": {"family": "xvector", "top1": 0.9, "chance": 0.05, "eer": 0.05}},
@@ -123,3 +125,18 @@ def test_rows_from_index_entries_mark_failed_and_unevaluated_cells():
     assert rows[0].values["test_wer"] == 10.0 and rows[0].values["attacker_top1"] == NA("evaluation failed")
     assert rows[0].values["epsilon_user"] == NA("no user-level DP")
     assert rows[1].values["test_wer"] == NA("run failed") and rows[2].values["test_wer"] == NA("no results yet")
+
+
+def test_backdoor_and_individual_fairness_are_read_from_the_written_shapes():
+    """The writer's shapes (results.BackdoorResult, evaluate's flat individual WER), never a dict printed as text."""
+    from speechfl.experiment.results import AttackSection, BackdoorResult
+
+    attack = AttackSection(["2"], data_attack={"name": "audio_backdoor"},
+                           backdoor_success=BackdoorResult(0.5, 10.0, 4, "YES")).to_dict()
+    v = extract_row("c", {}, "done", {"test": {"wer": 1.0, "cer": 1.0}, "attack": attack,
+                                      "fairness": {"individual": {"mean": 3.0, "std": 1.5}}}).values
+    assert v["backdoor_success"] == 0.5 and v["spk_wer_std"] == 1.5
+    bad = extract_row("c", {}, "done", {"attack": {"malicious_clients": [], "backdoor_success": {"rate": 1}}}).values
+    assert bad["backdoor_success"] == NA("unreadable (ResultsError)")
+    assert extract_row("c", {}, "done", {"attack": {"malicious_clients": ["1"]}}).values["backdoor_success"] == \
+        NA("no backdoor configured")
