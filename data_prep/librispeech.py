@@ -9,11 +9,20 @@ Layout read (the real corpus and the synthetic one)::
 Each split gives ``save_folder/<split>.csv`` with columns
 ``ID, duration, wav, spk_id, gender, wrd, chapter, sample_rate``. Bad input (audio without a
 transcript line, a transcript line without audio, unreadable, truncated, empty or multi-channel
-audio, misplaced files) raises :class:`DataPrepError` naming every offending file; with
-``skip_bad=True`` those utterances are left out and listed in ``save_folder/skipped_<split>.txt``.
-A missing folder or a split with no utterances is always an error.
+audio, misplaced files, transcript characters that cannot be mapped to A-Z) raises
+:class:`DataPrepError` naming every offending file; with ``skip_bad=True`` (``--skip-bad`` for
+``speechfl prepare librispeech``, hparams ``skip_bad: true`` for ``speechfl train``) those
+utterances are left out and listed in ``save_folder/skipped_<split>.txt``. A missing folder or a
+split with no utterances is always an error.
+
+Transcripts are normalised to the LibriSpeech convention (:mod:`data_prep.normalize`: upper
+case, accents folded, punctuation dropped); every utterance whose transcript changed beyond
+upper-casing is listed (file, utterance id, characters) in ``save_folder/normalized_<split>.txt``
+with a logged warning. Speaker genders come from ``SPEAKERS.TXT`` (found next to the splits), or
+from ``speakers_file`` (a SPEAKERS.TXT-format file or a Kaldi ``spk2gender`` file).
 """
 
+import hashlib
 import logging
 import os
 import re
@@ -25,14 +34,15 @@ from tqdm import tqdm
 
 from data_prep.manifest import MANIFEST_COLUMNS, DataPrepError, atomic_write_text, read_marker, write_csv_atomic, \
     write_marker
-from data_prep.speakers import UNKNOWN_GENDER, find_speakers_txt, read_speakers_txt
+from data_prep.normalize import describe, normalize_transcript
+from data_prep.speakers import UNKNOWN_GENDER, find_speakers_txt, read_speakers_file, read_speakers_txt
 
 logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".flac", ".wav")
 CSV_COLUMNS = MANIFEST_COLUMNS + ("chapter", "sample_rate")
 MARKER_NAME = ".librispeech_prepare.json"
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2  # 2: transcripts normalised (accents folded, punctuation dropped), speakers_file
 _MAX_LISTED = 20
 _TAIL_FRAMES = 256
 
@@ -43,6 +53,16 @@ class Problem:
 
     path: Path
     reason: str
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """A transcript line that normalisation changed beyond upper-casing."""
+
+    path: Path
+    line: int
+    utt_id: str
+    chars: tuple
 
 
 @dataclass(frozen=True)
@@ -69,8 +89,12 @@ def parse_splits(splits):
     return names
 
 
-def _read_transcripts(path, spk_id, chapter, problems):
-    """utt_id -> words for one ``<spk>-<chapter>.trans.txt``; malformed lines become problems."""
+def _read_transcripts(path, spk_id, chapter, problems, changes):
+    """utt_id -> words for one ``<spk>-<chapter>.trans.txt``.
+
+    Malformed lines and characters that cannot be mapped become problems; lines changed by
+    normalisation are appended to ``changes``.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -87,11 +111,22 @@ def _read_transcripts(path, spk_id, chapter, problems):
         elif parts[0] in entries:
             problems.append(Problem(path, f"line {number}: utterance {parts[0]} appears twice"))
         else:
-            entries[parts[0]] = " ".join(parts[1].upper().split())
+            norm = normalize_transcript(parts[1])
+            if norm.unmappable:
+                problems.append(Problem(path, f"line {number}: utterance {parts[0]} has characters that cannot be "
+                                              f"mapped to A-Z, apostrophe and space {describe(norm.unmappable)}; "
+                                              "write them out as words"))
+            elif not norm.text:
+                problems.append(Problem(path, f"line {number}: utterance {parts[0]} has no words after "
+                                              "normalisation"))
+            else:
+                if norm.changed:
+                    changes.append(Normalisation(path, number, parts[0], norm.changed))
+                entries[parts[0]] = norm.text
     return entries
 
 
-def _scan_split(split_dir, problems):
+def _scan_split(split_dir, problems, changes):
     """Find the utterances of a split (audio matched with transcript lines)."""
     audio, transcripts, transcript_file = {}, {}, {}
     for root, dirs, files in os.walk(split_dir):
@@ -109,7 +144,7 @@ def _scan_split(split_dir, problems):
                     problems.append(Problem(path, "transcript file is not at "
                                                   "<spk>/<chapter>/<spk>-<chapter>.trans.txt"))
                     continue
-                for utt_id, words in _read_transcripts(path, spk_id, chapter, problems).items():
+                for utt_id, words in _read_transcripts(path, spk_id, chapter, problems, changes).items():
                     transcripts[utt_id] = words
                     transcript_file[utt_id] = path
                 continue
@@ -175,22 +210,45 @@ def audio_facts(path):
 def _fail(split, split_dir, problems):
     listed = "\n".join(f"  {p.path}: {p.reason}" for p in problems[:_MAX_LISTED])
     more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
-    raise DataPrepError(f"split {split!r} ({split_dir}) has {len(problems)} bad file(s); fix them or use "
-                        f"skip_bad=True (--skip-bad) to skip them with a report:\n{listed}{more}")
+    raise DataPrepError(f"split {split!r} ({split_dir}) has {len(problems)} bad file(s); fix them, or skip them "
+                        f"with a report in skipped_{split}.txt: `skip_bad: true` in the hparams file (or "
+                        f"--skip_bad=true) for `speechfl train`, --skip-bad for `speechfl prepare librispeech`:"
+                        f"\n{listed}{more}")
 
 
-def prepare_split(data_folder, split, save_folder, skip_bad=False, progress=True):
-    """Write ``save_folder/<split>.csv`` for one split; returns its path (no skip check)."""
+def _report_normalisations(split, save_folder, changes):
+    report = Path(save_folder) / f"normalized_{split}.txt"
+    if not changes:
+        if report.exists():
+            report.unlink()
+        return
+    lines = [f"# {len(changes)} transcript(s) of split {split!r} normalised (accents folded, punctuation "
+             "dropped): file:line, utterance id, characters changed"]
+    lines += [f"{c.path}:{c.line}\t{c.utt_id}\t{describe(c.chars)}" for c in changes]
+    atomic_write_text(report, "\n".join(lines) + "\n")
+    first = changes[0]
+    logger.warning("normalised %d transcript(s) in split %r (e.g. %s in %s:%d, characters %s); see %s",
+                   len(changes), split, first.utt_id, first.path, first.line, describe(first.chars), report)
+
+
+def prepare_split(data_folder, split, save_folder, skip_bad=False, progress=True, speakers=None):
+    """Write ``save_folder/<split>.csv`` for one split; returns its path (no skip check).
+
+    ``speakers`` (spk_id -> SpeakerInfo) replaces the split's SPEAKERS.TXT when given.
+    """
     split_dir = Path(data_folder) / split
     if not split_dir.is_dir():
         raise DataPrepError(f"split folder {split_dir} does not exist")
-    speakers_path = find_speakers_txt(split_dir)
-    if speakers_path is None:
-        logger.warning("no SPEAKERS.TXT in %s or its parent: gender is 'unknown' for every speaker", split_dir)
-    speakers = read_speakers_txt(speakers_path) if speakers_path is not None else {}
-    problems = []
+    if speakers is None:
+        speakers_path = find_speakers_txt(split_dir)
+        if speakers_path is None:
+            logger.warning("no SPEAKERS.TXT in %s or its parent (and no speakers_file): gender is 'unknown' for "
+                           "every speaker", split_dir)
+        speakers = read_speakers_txt(speakers_path) if speakers_path is not None else {}
+    problems, changes = [], []
     rows = []
-    for utt in tqdm(_scan_split(split_dir, problems), desc=f"reading {split}", unit="utt", disable=not progress):
+    for utt in tqdm(_scan_split(split_dir, problems, changes), desc=f"reading {split}", unit="utt",
+                    disable=not progress):
         frames, rate, reason = _inspect_audio(utt.audio)
         if reason is not None:
             problems.append(Problem(utt.audio, reason))
@@ -210,10 +268,11 @@ def prepare_split(data_folder, split, save_folder, skip_bad=False, progress=True
             logger.warning("skipped %d bad file(s) in split %r; see %s", len(problems), split, report)
     if not rows:
         raise DataPrepError(f"split folder {split_dir} holds no usable utterances")
+    _report_normalisations(split, save_folder, changes)
     return write_csv_atomic(Path(save_folder) / f"{split}.csv", CSV_COLUMNS, rows)
 
 
-def prepare_librispeech(data_folder, save_folder, splits, skip_bad=False, progress=True):
+def prepare_librispeech(data_folder, save_folder, splits, skip_bad=False, progress=True, speakers_file=None):
     """Prepare CSV manifests for the given splits; skip when already prepared identically.
 
     Parameters
@@ -228,6 +287,9 @@ def prepare_librispeech(data_folder, save_folder, splits, skip_bad=False, progre
         Skip bad files (listed in a report, with a logged warning) instead of raising.
     progress : bool
         Show tqdm progress bars.
+    speakers_file : str or Path, optional
+        Speaker metadata for every split instead of SPEAKERS.TXT: a SPEAKERS.TXT-format file or a
+        Kaldi ``spk2gender`` file (format detected; see :func:`data_prep.speakers.read_speakers_file`).
 
     Returns
     -------
@@ -239,8 +301,14 @@ def prepare_librispeech(data_folder, save_folder, splits, skip_bad=False, progre
     names = parse_splits(splits)
     if not data_folder.is_dir():
         raise DataPrepError(f"data folder {data_folder} does not exist")
+    speakers = None
     config = {"preparation": "librispeech", "version": PREPARE_VERSION, "data_folder": str(data_folder),
               "splits": list(names), "skip_bad": bool(skip_bad)}
+    if speakers_file:
+        speakers_file = Path(speakers_file).resolve()
+        speakers = read_speakers_file(speakers_file)
+        config["speakers_file"] = str(speakers_file)
+        config["speakers_sha1"] = hashlib.sha1(speakers_file.read_bytes()).hexdigest()
     csv_paths = {name: save_folder / f"{name}.csv" for name in names}
     marker = save_folder / MARKER_NAME
     if read_marker(marker) == config and all(path.is_file() for path in csv_paths.values()):
@@ -250,6 +318,6 @@ def prepare_librispeech(data_folder, save_folder, splits, skip_bad=False, progre
     if marker.exists():
         marker.unlink()  # an interrupted run must not leave a stale marker next to new manifests
     for name in names:
-        prepare_split(data_folder, name, save_folder, skip_bad=skip_bad, progress=progress)
+        prepare_split(data_folder, name, save_folder, skip_bad=skip_bad, progress=progress, speakers=speakers)
     write_marker(marker, config)
     return csv_paths

@@ -10,6 +10,9 @@ The real file looks like::
 Lines starting with ``;`` are comments; fields are separated by ``|`` with ragged spacing, and
 the NAME (the last field) may itself contain ``|``, so a line is split at its first four bars.
 A SEX other than F or M gives ``"unknown"``: gender is never guessed.
+
+Corpora without SPEAKERS.TXT can give their speakers' genders in a Kaldi ``spk2gender`` file
+(one ``<speaker-id> <m|f>`` per line); :func:`read_speakers_file` reads either format.
 """
 
 from dataclasses import dataclass
@@ -106,3 +109,69 @@ def find_speakers_txt(split_dir):
         if candidate.is_file():
             return candidate
     return None
+
+
+def read_spk2gender(path):
+    """Read a Kaldi ``spk2gender`` file (``<speaker-id> <m|f>`` per line, case-insensitive).
+
+    Returns
+    -------
+    dict of str to SpeakerInfo
+        Keyed by speaker id; ``subset`` and ``name`` are empty and ``minutes`` is None.
+
+    Raises
+    ------
+    DataPrepError
+        Missing or undecodable file, a line without exactly two fields, a gender other than
+        m/f, or a duplicate id (the message names the file and line).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataPrepError(f"speakers file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataPrepError(f"cannot read speakers file {path}: {error}") from None
+    speakers = {}
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{line_number}"
+        if len(fields) != 2:
+            raise DataPrepError(f"{where}: expected '<speaker-id> <m|f>' (Kaldi spk2gender), got {line.strip()!r}")
+        spk_id, sex = fields
+        if sex.lower() not in ("m", "f"):
+            raise DataPrepError(f"{where}: gender {sex!r} is not m or f")
+        if spk_id in speakers:
+            raise DataPrepError(f"{where}: speaker {spk_id} is listed twice")
+        speakers[spk_id] = SpeakerInfo(spk_id, sex.upper(), "", None, "")
+    return speakers
+
+
+def read_speakers_file(path):
+    """Read speaker metadata from a SPEAKERS.TXT-format file or a Kaldi ``spk2gender`` file.
+
+    The format is detected from the content: a file whose first non-blank, non-comment line
+    contains ``|`` is SPEAKERS.TXT, anything else is read as ``spk2gender``.
+
+    Returns
+    -------
+    dict of str to SpeakerInfo
+
+    Raises
+    ------
+    DataPrepError
+        As :func:`read_speakers_txt` / :func:`read_spk2gender`; also for a file with no speakers.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataPrepError(f"speakers file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataPrepError(f"cannot read speakers file {path}: {error}") from None
+    first = next((line for line in text.splitlines() if line.strip() and not line.strip().startswith(";")), None)
+    if first is None:
+        raise DataPrepError(f"speakers file {path} lists no speakers")
+    return read_speakers_txt(path) if "|" in first else read_spk2gender(path)

@@ -34,7 +34,15 @@ def run_librispeech(args):
 
     try:
         csv_paths = prepare_librispeech(args.data_folder, args.save_folder, args.splits, skip_bad=args.skip_bad,
-                                        progress=not args.no_progress)
+                                        progress=not args.no_progress, speakers_file=args.speakers)
+        if args.carve_dev:
+            from data_prep.dev_split import carve_dev_split
+
+            first = next(iter(csv_paths))
+            carved = carve_dev_split(csv_paths[first], n_dev=args.carve_dev_speakers, seed=args.seed)
+            csv_paths = dict(csv_paths)
+            csv_paths[f"{first}_without_dev"] = carved.train_csv
+            csv_paths["dev_carved"] = carved.dev_csv
     except (DataPrepError, ValueError) as error:
         raise SystemExit(f"speechfl prepare librispeech: error: {error}") from None
     for split, path in csv_paths.items():
@@ -71,6 +79,15 @@ def register(subparsers):
     libri.add_argument("--splits", required=True, help="comma-separated split folder names, e.g. train,dev,test")
     libri.add_argument("--skip-bad", action="store_true",
                        help="skip bad files and list them in SAVE_FOLDER/skipped_<split>.txt instead of failing")
+    libri.add_argument("--speakers", metavar="FILE", default=None,
+                       help="speaker genders from FILE instead of SPEAKERS.TXT: a SPEAKERS.TXT-format file or a Kaldi "
+                            "spk2gender file ('<speaker-id> <m|f>' per line)")
+    libri.add_argument("--carve-dev", action="store_true",
+                       help="also carve a speaker-disjoint, gender-balanced dev split out of the first split "
+                            "(SAVE_FOLDER/dev_carved.csv, <split>_without_dev.csv, dev_carved.txt)")
+    libri.add_argument("--carve-dev-speakers", type=_positive_int, default=None,
+                       help="number of carved dev speakers (default: 10%%, at least one per gender)")
+    libri.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the dev-speaker choice")
     libri.add_argument("--no-progress", action="store_true", help="no progress bars")
     libri.set_defaults(func=run_librispeech)
 

@@ -88,7 +88,12 @@ def make_dataset(
         if transforms.text is not None:
             wrd = transforms.text(uid, wrd)
         yield wrd
-        yield torch.LongTensor(tokenizer.encode(wrd))
+        try:
+            ids = tokenizer.encode(wrd)
+        except ValueError as exc:  # name the utterance and manifest, not only the text
+            raise ManifestError(f"{csv_path}: utterance {uid}: {exc}; prepare the corpus again (speechfl prepare "
+                                "normalises transcripts) or fix the manifest") from None
+        yield torch.LongTensor(ids)
 
     ds.add_dynamic_item(audio_pipeline)
     ds.add_dynamic_item(text_pipeline)

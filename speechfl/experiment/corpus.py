@@ -4,6 +4,11 @@ If the hparams name a ``synthetic`` corpus config and ``data_folder`` does not
 hold it yet, the embedded espeak-ng corpus is generated there first. Either way
 the manifests are written by the *LibriSpeech* preparation code, so the real
 LibriSpeech path is the one exercised.
+
+A corpus without the ``valid_split`` folder (many real corpora ship only train
+and test) gets a speaker-disjoint, deterministic, gender-balanced dev split
+carved out of the training split (:mod:`data_prep.dev_split`), said in the log
+and recorded in ``save_folder/dev_carved.txt``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-from speechfl.data.features import FeatureCache, FeatureConfig
+from speechfl.data.features import DEFAULT_MEMORY_MB, FeatureCache, FeatureConfig
 from speechfl.data.tokenizer import CharTokenizer
 
 
@@ -21,6 +26,14 @@ class Corpus:
     manifests: Dict[str, Path]  # split role (train/valid/test) -> csv
     tokenizer: CharTokenizer
     cache: FeatureCache
+    dev_carved: bool = False  # the valid manifest was carved out of the train split
+
+
+def _flag(hparams: dict, key: str) -> bool:
+    value = hparams.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"hparams key {key} must be true or false, got {value!r}")
+    return value
 
 
 def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
@@ -28,7 +41,11 @@ def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
 
     Keys used: ``data_folder``, ``save_folder`` (manifests), ``train_splits``,
     ``valid_split``, ``test_split``, optional ``synthetic`` ({speakers, utterances,
-    seed}), optional ``feature_cache`` (folder), ``n_mels``.
+    seed}), optional ``feature_cache`` (folder), ``feature_cache_memory_mb`` (bound of
+    the in-memory feature cache, default 2048), ``n_mels``, ``skip_bad`` (skip bad
+    files with a report instead of failing), ``speakers_file`` (SPEAKERS.TXT-format or
+    Kaldi spk2gender file), ``carve_dev_speakers`` (dev speakers carved when there is no
+    ``valid_split`` folder; default 10%), ``tokenizer`` (a CharTokenizer; default A-Z).
     """
     from data_prep.librispeech import prepare_librispeech
 
@@ -46,15 +63,29 @@ def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
         )
     elif not data_folder.is_dir():
         raise FileNotFoundError(f"data_folder {data_folder} does not exist")
-    splits = list(hparams["train_splits"]) + [hparams["valid_split"], hparams["test_split"]]
-    csvs = prepare_librispeech(data_folder, hparams["save_folder"], splits=list(dict.fromkeys(splits)),
-                               progress=progress)
     if len(hparams["train_splits"]) != 1:
         raise ValueError("exactly one train split is supported; merge splits at preparation time")
-    manifests = {
-        "train": Path(csvs[hparams["train_splits"][0]]),
-        "valid": Path(csvs[hparams["valid_split"]]),
-        "test": Path(csvs[hparams["test_split"]]),
-    }
-    cache = FeatureCache(FeatureConfig(n_mels=int(hparams.get("n_mels", 80))), hparams.get("feature_cache"))
-    return Corpus(manifests=manifests, tokenizer=CharTokenizer(), cache=cache)
+    train, valid, test = hparams["train_splits"][0], hparams["valid_split"], hparams["test_split"]
+    carve = valid not in (train, test) and not (data_folder / valid).is_dir()
+    splits = [train, test] if carve else [train, valid, test]
+    csvs = prepare_librispeech(data_folder, hparams["save_folder"], splits=list(dict.fromkeys(splits)),
+                               progress=progress, skip_bad=_flag(hparams, "skip_bad"),
+                               speakers_file=hparams.get("speakers_file") or None)
+    manifests = {"train": Path(csvs[train]), "test": Path(csvs[test])}
+    if carve:
+        from data_prep.dev_split import carve_dev_split
+
+        carved = carve_dev_split(csvs[train], n_dev=hparams.get("carve_dev_speakers"),
+                                 seed=int(hparams.get("seed", 0)))
+        manifests.update(train=carved.train_csv, valid=carved.dev_csv)
+    else:
+        manifests["valid"] = Path(csvs[valid])
+    memory_mb = hparams.get("feature_cache_memory_mb", DEFAULT_MEMORY_MB)
+    cache = FeatureCache(FeatureConfig(n_mels=int(hparams.get("n_mels", 80))), hparams.get("feature_cache"),
+                         memory_mb=DEFAULT_MEMORY_MB if memory_mb is None else memory_mb)
+    tokenizer = hparams.get("tokenizer") or CharTokenizer()
+    if not isinstance(tokenizer, CharTokenizer):
+        raise ValueError(f"hparams key tokenizer must be a speechfl.data.tokenizer.CharTokenizer, got "
+                         f"{type(tokenizer).__name__}")
+    return Corpus(manifests={k: manifests[k] for k in ("train", "valid", "test")}, tokenizer=tokenizer, cache=cache,
+                  dev_carved=carve)
