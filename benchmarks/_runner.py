@@ -32,6 +32,20 @@ CENTRALIZED_CONFIG = [*BENCH_CONFIG, "--engine=centralized", "--clients_per_roun
                       client_override(CLIENTS_PER_ROUND * LOCAL_STEPS)]
 
 
+def machine_info(threads: int) -> dict:
+    """Where and how a benchmark ran (for the committed results under ``benchmarks/results/``)."""
+    import datetime
+    import os
+    import platform
+
+    import torch
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cpus",
+            "torch": torch.__version__, "threads": threads, "load_average_1min_at_start": load}
+
+
 def base_argv(corpus: Path, out: Path, rounds: int, extra: List[str]) -> List[str]:
     """Overrides of one cell: paths, rounds, :data:`BENCH_CONFIG`, then ``extra`` (later keys win)."""
     return [f"--data_folder={corpus}", f"--feature_cache={corpus.parent / 'feature_cache'}", f"--output_folder={out}",

@@ -22,7 +22,7 @@ from typing import Dict, Optional
 import torch
 
 from speechfl.data.dataset import make_loader
-from speechfl.federated.update import ParamLayout, Update, flatten_params, load_flat_params
+from speechfl.federated.update import ParamLayout, Update, flatten_params, load_flat_params, unflatten
 from speechfl.models.objective import training_loss
 from speechfl.registry import Registry
 
@@ -37,7 +37,8 @@ class ClientConfig:
     """How a client trains locally.
 
     ``local_epochs`` or ``local_steps`` (exactly one). ``prox_mu > 0`` adds the FedProx
-    term mu/2 ||w - w_global||^2 (Li et al. 2020).
+    term mu/2 ||w - w_global||^2 (Li et al. 2020). ``lr_decay`` multiplies the local learning
+    rate by ``lr_decay ** (round - 1)`` (local learning-rate decay across rounds).
     """
 
     local_epochs: Optional[int] = 1
@@ -47,6 +48,7 @@ class ClientConfig:
     prox_mu: float = 0.0
     max_grad_norm: Optional[float] = 5.0
     keep_optimizer_state: bool = False  # stateful clients (the centralized reference uses it)
+    lr_decay: float = 1.0
 
     def __post_init__(self):
         if (self.local_epochs is None) == (self.local_steps is None):
@@ -55,6 +57,8 @@ class ClientConfig:
             raise ValueError("local_epochs / local_steps must be >= 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
 
 
 def client_seed(seed: int, round_: int, client_id: str) -> int:
@@ -85,6 +89,7 @@ def local_train(
     device="cpu",
     dp=None,
     state: Optional[Dict] = None,
+    control: Optional[torch.Tensor] = None,
 ) -> Update:
     """Train ``model`` from ``global_flat`` on ``dataset`` and return the delta.
 
@@ -96,7 +101,11 @@ def local_train(
         Global step count at the start (drives the adversary's lambda schedule).
     state : dict or None
         This client's persistent state; holds the optimizer state when
-        ``config.keep_optimizer_state``.
+        ``config.keep_optimizer_state``, and the SCAFFOLD variate ``c_i`` (key ``scaffold_c``).
+    control : Tensor [d] or None
+        SCAFFOLD's server variate ``c`` (Karimireddy et al. 2020): every local gradient becomes
+        ``g - c_i + c`` (after clipping ``g``), and after the ``K`` local steps
+        ``c_i <- c_i - c + (x - y) / (K lr)`` (option II) is kept in ``state``.
     """
     start = time.perf_counter()
     cseed = client_seed(seed, round_, client_id)
@@ -106,15 +115,29 @@ def local_train(
     n = len(dataset)
     if n == 0:
         raise ValueError(f"client {client_id} has no training utterances")
-    optimizer = build_local_optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad])
+    opt_spec = dict(config.optimizer)
+    if config.lr_decay != 1.0:
+        opt_spec["lr"] = float(opt_spec["lr"]) * config.lr_decay ** (round_ - 1)
+    optimizer = build_local_optimizer(opt_spec, [p for p in model.parameters() if p.requires_grad])
     if config.keep_optimizer_state and state is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     loader = make_loader(dataset, config.batch_size, shuffle=True, seed=cseed)
     train_model = model
     if dp is not None:
         train_model, optimizer = dp.wrap(model, optimizer, batch_size=config.batch_size, n_samples=n)
+        # the Poisson batches the accountant assumes (not shuffled fixed-size ones); empty ones come as None
+        loader = dp.poisson_loader(dataset, batch_size=config.batch_size, seed=cseed, collate_fn=loader.collate_fn,
+                                   steps=config.local_steps or -(-n // config.batch_size))
     anchor = global_flat.to(device) if config.prox_mu > 0 else None
     params = [p for p in model.parameters() if p.requires_grad]
+    correction = None
+    if control is not None:
+        if state is None or dp is not None:
+            raise ValueError("SCAFFOLD needs the client's persistent state and cannot run under dp_sample")
+        c_i = state.get("scaffold_c")
+        c_i = torch.zeros(layout.dim) if c_i is None else c_i
+        named = dict(model.named_parameters())
+        correction = [(named[n], g) for n, g in unflatten((control - c_i).to(device), layout).items()]
 
     steps, seen, loss_sum, adv_acc = 0, 0, 0.0, []
     max_steps = config.local_steps
@@ -123,6 +146,13 @@ def local_train(
     for _ in range(epochs):
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
+            if batch is None:  # an empty Poisson batch (dp_sample): a noise-only step, accounted as any step
+                dp.empty_step(optimizer)
+                steps += 1
+                done = max_steps is not None and steps >= max_steps
+                if done:
+                    break
+                continue
             out = training_loss(model, batch, step=step_offset + steps, label_maps=label_maps,
                                 augment=augment, device=device, forward=train_model)
             if out.reinitialised:
@@ -134,6 +164,12 @@ def local_train(
             loss.backward()
             if dp is None and config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            if correction is not None:
+                for p, corr in correction:
+                    if p.grad is None:
+                        p.grad = corr.clone()
+                    else:
+                        p.grad.add_(corr)
             optimizer.step()
             steps += 1
             seen += len(batch.id)
@@ -150,6 +186,8 @@ def local_train(
     if config.keep_optimizer_state and state is not None:
         state["optimizer"] = optimizer.state_dict()
     delta = flatten_params(model, layout).cpu() - global_flat.cpu()
+    if control is not None:
+        state["scaffold_c"] = c_i - control.cpu() - delta / (steps * float(opt_spec["lr"]))
     meta = {"train_loss": loss_sum / max(steps, 1), "steps": steps, "seconds": time.perf_counter() - start}
     if adv_acc:
         meta["adversary_accuracy"] = sum(adv_acc) / len(adv_acc)

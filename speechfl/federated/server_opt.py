@@ -6,6 +6,7 @@ With ``delta`` the aggregated client update (new minus old model):
 * FedAvgM: m <- beta * m + delta;  x <- x + lr * m
 * FedAdam: m <- b1 m + (1-b1) delta;  v <- b2 v + (1-b2) delta^2;  x <- x + lr * m / (sqrt(v) + tau)
 * FedYogi: as FedAdam but v <- v - (1-b2) delta^2 sign(v - delta^2)
+* SCAFFOLD: x <- x + lr * delta and the server control variate (see :class:`Scaffold`)
 
 Reddi et al. use no bias correction and tau ~ 1e-3; so do we.
 """
@@ -108,3 +109,69 @@ class FedYogi(_Adaptive):
 
     def _second_moment(self, d2):
         self.v.sub_((1 - self.b2) * d2 * torch.sign(self.v - d2))
+
+
+@SERVER_OPTIMIZERS.register("scaffold")
+class Scaffold(ServerOptimizer):
+    """SCAFFOLD's server side (Karimireddy et al. 2020, "SCAFFOLD: Stochastic Controlled Averaging
+    for Federated Learning", Algorithm 1 with option II control variates).
+
+    Clients correct every local gradient by ``c - c_i`` (``y <- y - lr_l (g - c_i + c)``) and, after
+    ``K`` local steps, update their own variate ``c_i <- c_i - c + (x - y_i) / (K lr_l)`` (client
+    side: :func:`speechfl.federated.client.local_train` with ``control=``). Server, with ``delta``
+    the aggregated update (mean of ``y_i - x`` over the ``|S|`` sampled clients of ``N``)::
+
+        x <- x + lr * delta
+        c <- c + (|S| / N) * (-c - delta / (K lr_l))        # = c + (1/N) sum_i (c_i+ - c_i)
+
+    The second line is the paper's ``c`` update written in terms of ``delta`` (so clients need
+    not upload ``c_i+ - c_i``): exact when ``delta`` is the unweighted mean of the clients'
+    exact updates (``weighted_mean`` with equal sample counts, ``mean``, fp32 uplink). Under lossy
+    compression, robust aggregation or DP it uses what the server received: ``c`` then tracks the
+    mean of the clients' variates only approximately. With a local Adam optimizer ``lr_l`` is the
+    nominal learning rate (the paper assumes local SGD). ``local_lr_decay`` multiplies ``lr_l``
+    by ``decay ** (round - 1)``, matching the clients' decayed learning rate.
+
+    :meth:`configure` must be called by the setup with the federation's sizes before the first step.
+    """
+
+    name = "scaffold"
+
+    def __init__(self, lr: float = 1.0):
+        self.lr = float(lr)
+        self.control = None
+        self.rounds = 0
+        self.participation = None
+        self.local_steps = None
+        self.local_lr = None
+        self.local_lr_decay = 1.0
+
+    def configure(self, *, n_clients: int, per_round: int, local_steps: int, local_lr: float,
+                  local_lr_decay: float = 1.0) -> None:
+        if not 1 <= per_round <= n_clients:
+            raise ValueError(f"scaffold: per_round={per_round} must be in [1, n_clients={n_clients}]")
+        if local_steps < 1 or local_lr <= 0:
+            raise ValueError(f"scaffold: needs local_steps >= 1 and a positive local lr, got {local_steps}, {local_lr}")
+        self.participation = per_round / n_clients
+        self.local_steps, self.local_lr, self.local_lr_decay = int(local_steps), float(local_lr), float(local_lr_decay)
+
+    def client_control(self, dim: int) -> torch.Tensor:
+        """The server variate ``c`` sent to clients with the model (zeros before the first round)."""
+        return torch.zeros(dim) if self.control is None else self.control.clone()
+
+    def step(self, x, delta):
+        if self.participation is None:
+            raise RuntimeError("scaffold: configure() was not called by the setup")
+        if self.control is None:
+            self.control = torch.zeros_like(delta)
+        lr_l = self.local_lr * self.local_lr_decay ** self.rounds
+        self.control = self.control + self.participation * (-self.control - delta / (self.local_steps * lr_l))
+        self.rounds += 1
+        return x + self.lr * delta
+
+    def state_dict(self):
+        return {"control": self.control, "rounds": self.rounds}
+
+    def load_state_dict(self, state):
+        self.control = _clone(state.get("control"))
+        self.rounds = int(state.get("rounds", 0))

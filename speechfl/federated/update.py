@@ -1,11 +1,12 @@
 """Client updates as flat float32 vectors, mapped to and from named parameters.
 
 The mapping is by parameter *name* in a fixed (sorted) order, never by module
-position, so two models built independently agree on the layout. Buffers (e.g.
-BatchNorm running stats) are not part of the update: they are listed
-explicitly in :class:`ParamLayout.buffers` so the engine can decide what to do
-with them (our models have none; a model that does gets a clear error when the
-engine is asked to federate it).
+position, so two models built independently agree on the layout. Buffers are
+not part of the update. :class:`ParamLayout` lists them in two groups: ``constants``
+(non-persistent buffers such as SpeechBrain's positional-encoding tables, rebuilt
+identically by every party's construction: allowed) and ``buffers`` (persistent
+state such as BatchNorm running statistics, which averaging parameters would leave
+out of sync: the federated setup refuses a model that has any).
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ class ParamLayout:
 
     names: Tuple[str, ...]
     shapes: Tuple[Tuple[int, ...], ...]
-    buffers: Tuple[str, ...] = ()
+    buffers: Tuple[str, ...] = ()  # persistent (stateful) buffers: not federated, refused by the setup
+    constants: Tuple[str, ...] = ()  # non-persistent buffers: constants of the construction
 
     @classmethod
     def from_module(cls, module: torch.nn.Module) -> "ParamLayout":
+        from speechfl.models.protocol import split_buffers
+
         params = dict(module.named_parameters())
         names = tuple(sorted(n for n, p in params.items() if p.requires_grad))
         shapes = tuple(tuple(params[n].shape) for n in names)
-        buffers = tuple(sorted(n for n, _ in module.named_buffers()))
-        return cls(names=names, shapes=shapes, buffers=buffers)
+        constants, buffers = split_buffers(module)
+        return cls(names=names, shapes=shapes, buffers=buffers, constants=constants)
 
     @property
     def sizes(self) -> List[int]:

@@ -1,4 +1,4 @@
-"""Small ASR encoder + CTC head built from SpeechBrain nnet blocks.
+"""The ``conv_rnn`` encoder: conv subsampling + bidirectional RNN + CTC head, from SpeechBrain nnet blocks.
 
 Architecture: per-utterance feature normalisation -> 2 x (Conv2d stride 2 +
 LayerNorm + LeakyReLU) (4x time subsampling) -> linear projection -> bidirectional
@@ -43,6 +43,22 @@ def normalize_utterances(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Te
     mean = (feats * mask).sum(1, keepdim=True) / n[:, None, None]
     var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / n[:, None, None]
     return (feats - mean) / torch.sqrt(var + 1e-5) * mask
+
+
+def subsampled_bins(n_mels: int) -> int:
+    """Frequency bins left after two valid 3x3 convolutions of stride 2."""
+    return ((n_mels - 3) // 2 + 1 - 3) // 2 + 1
+
+
+def subsample(model: nn.Module, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Normalise, then ``model.conv1/norm1/conv2/norm2`` (4x in time): [B, T, F] -> [B, T', F' * C]."""
+    if feats.shape[1] < 7:
+        raise ValueError(f"utterance too short for 4x subsampling: {feats.shape[1]} frames")
+    x = normalize_utterances(feats, lengths).unsqueeze(-1)  # [B, T, F, 1] (SpeechBrain layout)
+    x = model.act(model.norm1(model.conv1(x)))
+    x = model.act(model.norm2(model.conv2(x)))
+    B, T2, F2, C = x.shape
+    return x.reshape(B, T2, F2 * C)
 
 
 class _RNN(nn.Module):
@@ -90,10 +106,10 @@ class ASRModel(nn.Module):
 
     Parameters
     ----------
+    vocab_size : int
+        CTC output size including the blank (index 0): ``len(tokenizer)``.
     n_mels : int
         Input feature size.
-    vocab_size : int
-        CTC output size including the blank (index 0).
     channels : int
         Conv channels of both subsampling blocks.
     proj : int
@@ -108,8 +124,8 @@ class ASRModel(nn.Module):
 
     def __init__(
         self,
+        vocab_size: int,
         n_mels: int = 80,
-        vocab_size: int = 29,
         channels: int = 32,
         proj: int = 256,
         hidden: int = 256,
@@ -122,15 +138,14 @@ class ASRModel(nn.Module):
         self.norm1 = LayerNorm(input_size=channels)
         self.conv2 = Conv2d(channels, (3, 3), in_channels=channels, stride=(2, 2), padding="valid")
         self.norm2 = LayerNorm(input_size=channels)
-        f1 = (n_mels - 3) // 2 + 1
-        f2 = (f1 - 3) // 2 + 1
-        self.proj = Linear(proj, input_size=f2 * channels)
+        self.proj = Linear(proj, input_size=subsampled_bins(n_mels) * channels)
         self.proj_norm = LayerNorm(input_size=proj)
         self.rnn = _RNN(rnn_type, proj, hidden, layers, dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = Linear(vocab_size, input_size=2 * hidden)
         self.act = nn.LeakyReLU()
         self.rep_dim = 2 * hidden
+        self.vocab_size = int(vocab_size)
         self.adversary: Optional[nn.Module] = None
 
     def attach_adversary(self, adversary: nn.Module) -> None:
@@ -141,13 +156,7 @@ class ASRModel(nn.Module):
         """Features [B, T, n_mels] -> (representation [B, T', 2H], relative lengths [B])."""
         if feats.dim() != 3:
             raise ValueError(f"feats must be [B, T, n_mels], got {tuple(feats.shape)}")
-        if feats.shape[1] < 7:
-            raise ValueError(f"utterance too short for 4x subsampling: {feats.shape[1]} frames")
-        x = normalize_utterances(feats, lengths).unsqueeze(-1)  # [B, T, F, 1] (SpeechBrain layout)
-        x = self.act(self.norm1(self.conv1(x)))
-        x = self.act(self.norm2(self.conv2(x)))
-        B, T2, F2, C = x.shape
-        x = x.reshape(B, T2, F2 * C)
+        x = subsample(self, feats, lengths)
         x = self.dropout(self.act(self.proj_norm(self.proj(x))))
         reps = self.rnn(x, lengths)
         return reps, lengths
