@@ -44,9 +44,8 @@ def overrides_to_yaml(args: Sequence[str]) -> str:
     return yaml.safe_dump(parsed, default_flow_style=True) if parsed else ""
 
 
-def apply_overrides(text: str, overrides: Dict[str, str], where: str = "hparams") -> str:
-    """Replace the top-level blocks of ``text`` named in ``overrides`` by ``key: value``."""
-    lines = text.splitlines()
+def top_level_blocks(lines: Sequence[str]) -> Dict[str, Tuple[int, int]]:
+    """``key -> (first line, end line)`` of every top-level block of an hparams file's lines."""
     blocks: Dict[str, Tuple[int, int]] = {}
     current, start = None, 0
     for i, line in enumerate(lines):
@@ -60,6 +59,32 @@ def apply_overrides(text: str, overrides: Dict[str, str], where: str = "hparams"
             current = None
     if current is not None:
         blocks[current] = (start, len(lines))
+    return blocks
+
+
+def overridable_keys(text: str) -> Dict[str, str]:
+    """Every key ``--key=value`` can override (``__``-prefixed internals excluded), with its value as written.
+
+    A block value (a mapping or a ``!new:`` object spanning several lines) is shown as its
+    first line followed by ``...``; a value is shortened to 60 characters.
+    """
+    lines = text.splitlines()
+    out: Dict[str, str] = {}
+    for key, (s, e) in top_level_blocks(lines).items():
+        if key.startswith("__"):
+            continue
+        value = lines[s].split(":", 1)[1].split(" #")[0].strip()
+        body = [ln for ln in lines[s + 1:e] if ln.strip() and not ln.lstrip().startswith("#")]
+        if body:
+            value = f"{value} ...".strip()
+        out[key] = value if len(value) <= 60 else value[:57] + "..."
+    return out
+
+
+def apply_overrides(text: str, overrides: Dict[str, str], where: str = "hparams") -> str:
+    """Replace the top-level blocks of ``text`` named in ``overrides`` by ``key: value``."""
+    lines = text.splitlines()
+    blocks = top_level_blocks(lines)
     unknown = sorted(set(overrides) - set(blocks))
     if unknown:
         raise HparamsError(f"unknown override key(s) {unknown} for {where}; valid keys: "

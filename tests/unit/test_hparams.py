@@ -46,3 +46,14 @@ def test_placeholder_must_be_given(tmp_path):
     with pytest.raises(Exception, match="data_folder|PLACEHOLDER|placeholder"):
         load_hparams(f)
     assert load_hparams(f, ["--data_folder=/d"])["data_folder"] == "/d"
+
+
+def test_overridable_keys_are_the_top_level_keys_with_their_values():
+    from speechfl.experiment.hparams import overridable_keys
+
+    text = "__set: !apply:torch.manual_seed [1]\n" + DOC + "long: " + "x" * 70 + "\n"
+    keys = overridable_keys(text)
+    assert list(keys) == ["seed", "uplink", "client", "model_size", "tags", "long"]
+    assert keys["seed"] == "3" and keys["uplink"] == "null" and keys["tags"] == "[a, b]"
+    assert keys["client"] == "..." and keys["model_size"] == "!ref <seed>"
+    assert keys["long"] == "x" * 57 + "..."
