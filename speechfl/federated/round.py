@@ -32,10 +32,16 @@ def train_client(setup, client_id: str, client_view: torch.Tensor, round_: int, 
     upd = local_train(setup.model, setup.layout, client_view, setup.client_dataset(client_id), setup.client_config,
                       client_id=client_id, seed=setup.seed, round_=round_, step_offset=step_offset,
                       label_maps=setup.label_maps, augment=setup.hparams.get("augment"), device=setup.device,
-                      dp=dp, state=state)
+                      dp=dp, state=state, control=scaffold_control(setup))
     if dp is not None:
         state["dp"] = dp.state_dict()
     return upd
+
+
+def scaffold_control(setup):
+    """SCAFFOLD's server variate ``c``, sent with the model (None for every other server optimizer)."""
+    opt = setup.server_optimizer
+    return opt.client_control(setup.layout.dim) if hasattr(opt, "client_control") else None
 
 
 def encode_update(setup, update: Update, state: dict, ctx, participants: List[str]) -> Received:

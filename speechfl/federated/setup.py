@@ -139,6 +139,13 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     genders = {r["spk_id"]: r["gender"] for r in rows}
 
     model = hparams["model"]
+    from speechfl.models.protocol import check_model
+
+    check_model(model, len(corpus.tokenizer))  # the protocol, the tokenizer's size, no stateful buffers
+    if hparams.get("dp_sample") and not getattr(model, "opacus_compatible", True):
+        raise ValueError(f"dp_sample: Opacus cannot compute per-sample gradients of encoder "
+                         f"{getattr(model, 'encoder_name', type(model).__name__)!r}; use encoder: conv_rnn with "
+                         "rnn_type: dpgru")
     label_maps = {
         "speaker": {s: i for i, s in enumerate(sorted({r["spk_id"] for r in rows}))},
         "gender": {g: i for i, g in enumerate(sorted({r["gender"] for r in rows}))},
@@ -154,13 +161,27 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
                                                total_steps=cfg.rounds * steps_per_round, seed=seed))
     model.to(device)
     layout = ParamLayout.from_module(model)
-    if layout.buffers:
-        raise ValueError(f"model has buffers {layout.buffers[:3]}: federating buffers is not supported")
+    if layout.buffers:  # check_model refused these already; a model changed after the check is caught here
+        raise ValueError(f"model has stateful buffers {layout.buffers[:3]}: federated averaging cannot average them")
     init_flat = flatten_params(model, layout).cpu()
 
     from speechfl.robustness import get_attack, select_malicious
 
     server_optimizer = components.server_optimizer
+
+    if hasattr(server_optimizer, "configure"):  # SCAFFOLD: the federation's sizes and the clients' step size
+        if getattr(engine, "value", engine) not in ("inprocess", "centralized"):
+            raise ValueError("server_optimizer scaffold sends a control variate with the model; only the in-process "
+                             f"engines carry it (inprocess, centralized), not {getattr(engine, 'value', engine)}")
+        if client_config.local_steps is None:
+            raise ValueError("server_optimizer scaffold needs client.local_steps (a fixed K for its c update), "
+                             "not local_epochs")
+        if hparams.get("dp_sample"):
+            raise ValueError("server_optimizer scaffold corrects gradients that dp_sample clips and noises per "
+                             "sample; the two are not combined")
+        server_optimizer.configure(n_clients=len(partition.client_ids), per_round=per_round,
+                                   local_steps=client_config.local_steps,
+                                   local_lr=float(client_config.optimizer["lr"]), local_lr_decay=client_config.lr_decay)
 
     malicious, update_attack, data_attack = set(), None, None
     mal = hparams.get("malicious")

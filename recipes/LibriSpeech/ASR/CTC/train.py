@@ -51,6 +51,11 @@ class CTCBrain(sb.Brain):
             self.cer_metric.append(batch.id, hyps, refs)
         return loss
 
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        # warm-up schedule (hparams ``lr_annealing``, e.g. Noam): stepped per batch, as SpeechBrain recipes do
+        if should_step and getattr(self.hparams, "lr_annealing", None) is not None:
+            self.hparams.lr_annealing(self.optimizer)
+
     def on_stage_start(self, stage, epoch=None):
         if stage != sb.Stage.TRAIN:
             self.wer_metric = ErrorRateStats()
