@@ -7,14 +7,21 @@ import json
 
 def cmd_evaluate(args) -> None:
     from speechfl.experiment.evaluate import evaluate_run
+    from speechfl.experiment.finished_run import RunFolderError
 
-    res = evaluate_run(args.run_dir, attackers=args.attackers.split(",") if args.attackers else None,
-                       baseline=args.baseline, max_per_speaker=args.max_per_speaker, seed=args.seed,
-                       progress=not args.no_progress)
+    try:
+        res = evaluate_run(args.run_dir, attackers=args.attackers.split(",") if args.attackers else None,
+                           baseline=args.baseline, max_per_speaker=args.max_per_speaker, seed=args.seed,
+                           progress=not args.no_progress)
+    except RunFolderError as exc:  # a run folder that cannot be evaluated: one line, naming the file
+        raise SystemExit(f"speechfl evaluate: error: {exc}") from None
     p, f = res["privacy"], res["fairness"]
     print(json.dumps({"strongest": p["strongest"], "summary": {k: p[k] for k in (
         "representations", "fbank", "linkage", "source_inference", "membership")}, "gender_gap": f["gender"]},
         indent=2))
+    skipped = {k: v for k, v in p["notes"].items() if v.startswith("skipped:")}
+    for k, v in skipped.items():
+        print(f"{k}: {v}")
     print(f"written: {args.run_dir}/results.json (privacy, fairness)")
 
 

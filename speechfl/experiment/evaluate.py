@@ -1,27 +1,33 @@
 """``speechfl evaluate RUN_DIR``: privacy attackers and fairness metrics on a finished run.
 
-Everything is computed afresh from the run's files (results.json, model.pt, recorded/):
+Everything is computed afresh from the run's files (results.json with the run's own hparams text,
+model.pt, initial_model.pt, recorded/; see :mod:`speechfl.experiment.finished_run`):
 
 * representations: encoder outputs of up to ``max_per_speaker`` utterances of every speaker
-  (train, dev and test), plus their raw Fbank (the no-protection reference);
+  (train, dev and test; an utterance in several splits is attacked once, see
+  :mod:`speechfl.experiment.eval_data`), plus their raw Fbank (the no-protection reference);
 * server-side threats from the opt-in recorded rounds (``record_updates``): update linkage
   (each client's latest recorded update against its earlier ones, see :func:`linkage_sets`),
   gender from every recorded update, and source inference with the local models the server
   can reconstruct for the last recorded round (global model at the round start + decoded update);
 * membership inference on the final model: members are training utterances, non-members
-  utterances of speakers never trained on; the calibrated variant subtracts each utterance's
-  loss under the run's initial model (a per-utterance difficulty reference);
+  dev/test utterances never trained on; the calibrated variant subtracts each utterance's
+  loss under the run's initial model, ``initial_model.pt`` (a per-utterance difficulty reference);
 * fairness of the test WER/CER by gender and by speaker, and of the robust aggregator's
   exclusions by gender and by role (honest / malicious).
 
-Adds ``privacy`` and ``fairness`` sections to results.json (schema in the README).
+An attack the corpus cannot support (one gender, too few speakers or clients) is skipped with
+its reason in ``privacy.notes``; the others still run and are written.
+
+Adds ``privacy`` (flat summaries, ``strongest``, ``notes``, ``seconds``, the full typed reports
+under ``reports`` and the attacked utterances per role under ``data``) and ``fairness`` sections
+to results.json (schema in the README).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -31,13 +37,6 @@ from speechfl.data.dataset import make_dataset, make_loader, read_manifest
 from speechfl.io import atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
-
-
-def _cap_per_speaker(rows: List[dict], cap: int) -> List[str]:
-    by: Dict[str, List[str]] = {}
-    for r in sorted(rows, key=lambda r: r["ID"]):
-        by.setdefault(r["spk_id"], []).append(r["ID"])
-    return [u for spk in sorted(by) for u in by[spk][:cap]]
 
 
 @torch.no_grad()
@@ -77,11 +76,6 @@ def utterance_losses(model, csv, ids, corpus, device="cpu") -> Dict[str, float]:
         for i, u in enumerate(batch.id):
             out[u] = float(loss[i]) / max(int(tl[i]), 1)
     return out
-
-
-def _recorded(run_dir: Path) -> List[dict]:
-    files = sorted((run_dir / "recorded").glob("round_*.pt"))
-    return [torch.load(f, weights_only=False) for f in files]
 
 
 def linkage_sets(recorded: List[dict]):
@@ -142,35 +136,51 @@ def exclusion_rates(rounds: List[dict]) -> Dict[str, float]:
     return {c: excluded.get(c, 0) / k for c, k in sampled.items()}
 
 
-def _summary(report: dict, results: dict) -> dict:
-    """Flat, fixed-shape summary of the privacy section (what sweep tables read)."""
-    def strongest_of(rep):
-        if not rep:
-            return {"skipped": "not computed"}
-        fam = rep["families"][rep["strongest_id"]]
-        return {"family": rep["strongest_id"], "top1": rep["best_top1"], "chance": rep["chance"],
-                "eer": rep["best_eer"], "eer_family": rep["strongest_verification"],
-                "eer_same_gender": fam.get("eer_same_gender")}
+def _skip_reason(notes: dict, name: str) -> str:
+    why = notes.get(name, "not computed")
+    return why[len("skipped: "):] if why.startswith("skipped: ") else why
 
+
+def _summary(report: dict) -> dict:
+    """Flat, fixed-shape summary of the privacy section (what sweep tables read); full reports sit in ``reports``."""
     notes = report.get("notes", {})
+
+    def strongest_of(rep, name):
+        if not rep:
+            return {"skipped": _skip_reason(notes, name)}
+        fam = rep["families"][rep["strongest_id"]]
+        ver = rep["families"][rep["strongest_verification"]]
+        return {"family": rep["strongest_id"], "top1": rep["best_top1"], "chance": rep["chance"],
+                "chance_note": rep["chance_note"], "top1_ci": fam["top1_ci"], "n_id_speakers": rep["n_attack_speakers"],
+                "eer": rep["best_eer"], "eer_family": rep["strongest_verification"], "eer_ci": ver["eer_ci"],
+                "n_eer_speakers": rep["n_heldout_speakers"], "n_target_trials": rep["n_target_trials"],
+                "n_nontarget_trials": rep["n_nontarget_trials"], "eer_same_gender": fam.get("eer_same_gender"),
+                "few_speakers": rep["few_speakers"]}
+
     link = report.get("update_linkage")
     src = report.get("source_inference")
     mia = report.get("membership")
+    gen = report.get("gender")
+    ug = report.get("update_gender")
     return {
-        "representations": {"strongest": strongest_of(report.get("speaker"))},
-        "fbank": {"strongest": strongest_of(report.get("fbank_speaker"))},
-        "gender_inference": ({"auc": report["gender"]["auc"], "accuracy": report["gender"]["accuracy"]}
-                             if report.get("gender") else {"skipped": notes.get("gender", "not computed")}),
-        "linkage": ({"accuracy": link["accuracy"], "chance": link["chance"], "eer": link["eer"]} if link
-                    else {"skipped": notes.get("update_linkage", "not computed")}),
-        "update_gender": ({k: report["update_gender"][k] for k in ("auc", "accuracy", "chance", "strongest", "n_items")}
-                          if report.get("update_gender")
-                          else {"skipped": notes.get("update_gender", "not computed")}),
-        "source_inference": ({"accuracy": src["accuracy"], "chance": src["chance"]} if src
-                             else {"skipped": notes.get("source_inference", "not computed")}),
+        "representations": {"strongest": strongest_of(report.get("speaker"), "speaker")},
+        "fbank": {"strongest": strongest_of(report.get("fbank_speaker"), "fbank_speaker")},
+        "gender_inference": ({"auc": gen["auc"], "accuracy": gen["accuracy"], "chance": gen["chance"],
+                              "n_speakers": gen["n_groups"]} if gen else {"skipped": _skip_reason(notes, "gender")}),
+        "linkage": ({"accuracy": link["accuracy"], "chance": link["chance"], "eer": link["eer"],
+                     "n_clients": link["n_enroll_clients"], "n_probes": link["n_probes"]} if link
+                    else {"skipped": _skip_reason(notes, "update_linkage")}),
+        "update_gender": ({k: ug[k] for k in ("auc", "accuracy", "chance", "strongest", "n_items", "n_groups")}
+                          if ug else {"skipped": _skip_reason(notes, "update_gender")}),
+        "source_inference": ({"accuracy": src["accuracy"], "chance": src["chance"], "n_clients": src["n_clients"],
+                              "n_utts": src["n_utts"]} if src
+                             else {"skipped": _skip_reason(notes, "source_inference")}),
         "membership": ({"auc": mia["best_auc"], "strongest": mia["strongest"],
-                        "tpr_at_1fpr": max((s or {}).get("tpr_at_1pct_fpr", 0.0) for s in mia["utterance"].values())}
-                       if mia else {"skipped": notes.get("membership", "not computed")}),
+                        "tpr_at_1fpr": max((s or {}).get("tpr_at_1pct_fpr", 0.0) for s in mia["utterance"].values()),
+                        "n_member_speakers": mia["n_member_speakers"],
+                        "n_nonmember_speakers": mia["n_nonmember_speakers"],
+                        "caveat": mia["notes"].get("caveat")}
+                       if mia else {"skipped": _skip_reason(notes, "membership")}),
     }
 
 
@@ -189,127 +199,153 @@ def _gender_fairness(test: dict) -> dict:
     return out
 
 
-def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline: Optional[str] = None,
-                 max_per_speaker: int = 20, seed: int = 0, progress: bool = True) -> dict:
-    """Run the privacy attackers and fairness metrics on a finished run; returns updated results."""
-    from speechfl.attackers import SPEAKER_ATTACKERS
-    from speechfl.attackers.speaker_id import DEFAULT_FAMILIES
-    from speechfl.attackers.suite import fairness_section, run_privacy_suite
-    from speechfl.data.partition import partition_speakers, pooled_partition
-    from speechfl.experiment.corpus import prepare_corpus
-    from speechfl.experiment.run import load_run_model
-    from speechfl.federated.update import ParamLayout, load_flat_params
-    from speechfl.metrics.fairness import UttResult
-
-    start = time.time()
-    run_dir = Path(run_dir)
-    if not (run_dir / "results.json").exists() or not (run_dir / "model.pt").exists():
-        raise FileNotFoundError(f"{run_dir} is not a finished run (needs results.json and model.pt)")
-    families = list(attackers) if attackers else list(DEFAULT_FAMILIES)
-    unknown = [f for f in families if f not in SPEAKER_ATTACKERS]
-    if unknown:
-        raise ValueError(f"unknown attacker families {unknown}; valid: {', '.join(SPEAKER_ATTACKERS.names())}")
-    hparams, results, state = load_run_model(run_dir)
-    device = str(hparams.get("device", "cpu"))
-    corpus = prepare_corpus(hparams, progress=False)
-    model = hparams["model"].to(device)  # freshly built with the run's seed: the initial model
-    rows = {role: read_manifest(csv) for role, csv in corpus.manifests.items()}
+def _build_model(run, train_rows: List[dict], device: str):
+    """The run's model, freshly built from its stored hparams (with adversary heads if it trained with them)."""
+    hparams = run.hparams
+    model = hparams["model"].to(device)
     if hparams.get("adversary"):
         # The run's updates and model.pt include the adversary heads: rebuild them so layouts match.
         from speechfl.privacy.adversarial import build_adversary
 
-        label_maps = {"speaker": {s: i for i, s in enumerate(sorted({r["spk_id"] for r in rows["train"]}))},
-                      "gender": {g: i for i, g in enumerate(sorted({r["gender"] for r in rows["train"]}))}}
+        label_maps = {"speaker": {s: i for i, s in enumerate(sorted({r["spk_id"] for r in train_rows}))},
+                      "gender": {g: i for i, g in enumerate(sorted({r["gender"] for r in train_rows}))}}
         model.attach_adversary(build_adversary(hparams["adversary"], rep_dim=model.rep_dim, label_maps=label_maps,
                                                total_steps=1, seed=int(hparams["seed"])).to(device))
+    return model
 
-    role_of = {r["ID"]: role for role, rs in rows.items() for r in rs}
+
+def _server_side(run, recorded: List[dict], model, roles, corpus, device: str) -> "tuple[dict, Dict[str, str]]":
+    """Keyword arguments of the suite's server-side attacks from the recorded rounds, and notes on what cannot run."""
+    from speechfl.data.partition import partition_speakers, pooled_partition
+    from speechfl.federated.update import ParamLayout, load_flat_params
+
+    hparams, results = run.hparams, run.results
+    kw: dict = {}
+    notes: Dict[str, str] = {}
+    if not recorded:
+        return kw, notes
+    if len(recorded[-1]["updates"]) < 2:
+        notes["server_side"] = "fewer than 2 clients per recorded round (e.g. a centralized run): nothing to link or infer"
+        return kw, notes
+    if recorded[-1].get("secure_aggregation"):
+        notes["server_side"] = "secure aggregation: the server only saw masked updates"
+        return kw, notes
+    last = recorded[-1]
+    genders = _client_gender(results.get("partition", {}).get("genders", {}))
+    enroll, probe, history = linkage_sets(recorded)
+    updates = {c: torch.stack(us) for c, us in history.items()}  # every recorded update of a client
+    gender_note = _update_gender_precondition(updates, genders)
+    if gender_note:
+        notes["update_gender"] = gender_note
+        genders = None
+    kw.update(linkage_enroll=enroll, linkage_probe=probe, client_updates=updates, client_genders=genders)
+    # Source inference: local model of client c = global at round start + its decoded update.
+    train_rows = roles.rows["train"]
+    part = (pooled_partition(train_rows) if hparams.get("engine") == "centralized" else
+            partition_speakers(train_rows, int(hparams.get("speakers_per_client", 1)),
+                               int(hparams.get("min_utterances", 1)), int(hparams["seed"])))
+    client_ids = sorted(c for c in last["updates"] if c in part.utterances)
+    if len(client_ids) < 2:
+        return kw, notes
+    known = [u for c in client_ids for u in sorted(part.utterances[c])[:4]]
+    owner = torch.tensor([client_ids.index(c) for c in client_ids for _ in sorted(part.utterances[c])[:4]])
+    layout = ParamLayout.from_module(model)
+    full_state = {k: v.clone() for k, v in model.state_dict().items()}
+    cols = []
+    for c in client_ids:
+        load_flat_params(model, layout, (last["global"] + last["updates"][c].float()).to(device))
+        lc = utterance_losses(model, corpus.manifests["train"], known, corpus, device)
+        cols.append(torch.tensor([lc[u] for u in known]))
+    model.load_state_dict(full_state)
+    kw.update(source_losses=torch.stack(cols, dim=1), source_owner=owner, source_client_ids=client_ids)
+    return kw, notes
+
+
+def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline: Optional[str] = None,
+                 max_per_speaker: int = 20, seed: int = 0, progress: bool = True) -> dict:
+    """Run the privacy attackers and fairness metrics on a finished run; returns updated results.
+
+    The run is rebuilt from its own files (:func:`speechfl.experiment.finished_run.load_finished_run`:
+    stored hparams text, tensors-only model files). Utterances shared by several
+    roles are attacked once (:mod:`speechfl.experiment.eval_data`). An attack the
+    corpus cannot support is skipped with its reason; what ran is written.
+    """
+    from speechfl.attackers import SPEAKER_ATTACKERS
+    from speechfl.attackers.speaker_id import DEFAULT_FAMILIES
+    from speechfl.attackers.suite import fairness_section, run_privacy_suite
+    from speechfl.experiment.corpus import prepare_corpus
+    from speechfl.experiment.eval_data import ROLES, assign_roles, cap_per_speaker, membership_sets
+    from speechfl.experiment.finished_run import RunFolderError, load_finished_run, load_recorded
+    from speechfl.metrics.fairness import UttResult
+
+    start = time.time()
+    families = list(attackers) if attackers else list(DEFAULT_FAMILIES)
+    unknown = [f for f in families if f not in SPEAKER_ATTACKERS]
+    if unknown:
+        raise ValueError(f"unknown attacker families {unknown}; valid: {', '.join(SPEAKER_ATTACKERS.names())}")
+    run = load_finished_run(run_dir)
+    run_dir = run.run_dir
+    recorded = load_recorded(run_dir)  # before any work: a tampered or truncated file fails here
+    utts_path = run_dir / "test_utterances.json"
+    if not utts_path.is_file():
+        raise RunFolderError(f"{utts_path} not found: the run did not write its per-utterance test results; retrain it")
+    results, hparams = run.results, run.hparams
+    device = str(hparams.get("device", "cpu"))
+    corpus = prepare_corpus(hparams, progress=False)
+    roles = assign_roles({role: read_manifest(csv) for role, csv in corpus.manifests.items()})
+    model = _build_model(run, roles.rows["train"], device)
 
     def losses_of(m, ids):
         out: Dict[str, float] = {}
-        for role in ("train", "valid", "test"):
-            sel = [u for u in ids if role_of[u] == role]
+        for role in ROLES:
+            sel = [u for u in ids if roles.role_of[u] == role]
             if sel:
                 out.update(utterance_losses(m, corpus.manifests[role], sel, corpus, device))
         return out
 
-    # Membership reference first: losses under the initial model (per-utterance difficulty).
-    members = _cap_per_speaker(rows["train"], max(1, max_per_speaker // 2))
-    nonmembers = _cap_per_speaker(rows["valid"] + rows["test"], max(1, max_per_speaker // 2))
-    ref = losses_of(model, members + nonmembers)
-    model.load_state_dict(state)
+    # Membership: calibrated by each utterance's loss under the run's own initial model (initial_model.pt).
+    members, nonmembers = membership_sets(roles, max(1, max_per_speaker // 2))
+    ref = None
+    if run.initial_state is not None and members and nonmembers:
+        model.load_state_dict(run.initial_state)
+        ref = losses_of(model, members + nonmembers)
+    model.load_state_dict(run.state)
 
-    # Representations and Fbank of every speaker (capped), from all splits.
-    parts = [extract(model, corpus.manifests[role], _cap_per_speaker(rows[role], max_per_speaker), corpus, device)
-             for role in ("train", "valid", "test")]
+    # Representations and Fbank of every speaker (capped), each utterance once.
+    parts = [extract(model, corpus.manifests[role], cap_per_speaker(roles.rows[role], max_per_speaker), corpus, device)
+             for role in ROLES if roles.rows[role]]
     reps, fbank = _concat([p[0] for p in parts]), _concat([p[1] for p in parts])
     base_reps = None
     if baseline:
-        bh, _, bstate = load_run_model(baseline)
-        bmodel = bh["model"].to(device)
-        bmodel.load_state_dict({k: v for k, v in bstate.items() if not k.startswith("adversary.")})
-        base_reps = _concat([extract(bmodel, corpus.manifests[role], list(p[0].utt_ids), corpus, device)[0]
-                             for role, p in zip(("train", "valid", "test"), parts)])
+        base = load_finished_run(baseline)
+        bmodel = base.hparams["model"].to(device)
+        bmodel.load_state_dict({k: v for k, v in base.state.items() if not k.startswith("adversary.")})
+        base_reps = _concat([extract(bmodel, corpus.manifests[role], cap_per_speaker(roles.rows[role], max_per_speaker),
+                                     corpus, device)[0] for role in ROLES if roles.rows[role]])
 
-    # Membership on the final model.
     fin = losses_of(model, members + nonmembers)
-    meta = {r["ID"]: r for rs in rows.values() for r in rs}
+    meta = {r["ID"]: r for rs in roles.rows.values() for r in rs}
     membership = dict(
         member_scores=[fin[u] for u in members], nonmember_scores=[fin[u] for u in nonmembers],
         member_groups=[meta[u]["gender"] for u in members], nonmember_groups=[meta[u]["gender"] for u in nonmembers],
         member_speakers=[meta[u]["spk_id"] for u in members],
         nonmember_speakers=[meta[u]["spk_id"] for u in nonmembers],
-        reference_member_scores=[ref[u] for u in members], reference_nonmember_scores=[ref[u] for u in nonmembers])
+        reference_member_scores=None if ref is None else [ref[u] for u in members],
+        reference_nonmember_scores=None if ref is None else [ref[u] for u in nonmembers])
 
-    # Server-side threats from recorded rounds.
-    recorded = _recorded(run_dir)
-    enroll = probe = updates = genders = losses = owner = client_ids = None
-    server_side_note = gender_note = None
-    if recorded and len(recorded[-1]["updates"]) < 2:
-        server_side_note = "fewer than 2 clients per recorded round (e.g. a centralized run): nothing to link or infer"
-    if recorded and not recorded[-1].get("secure_aggregation") and server_side_note is None:
-        last = recorded[-1]
-        genders = _client_gender(results["partition"].get("genders", {}))
-        enroll, probe, history = linkage_sets(recorded)
-        updates = {c: torch.stack(us) for c, us in history.items()}  # every recorded update of a client
-        gender_note = _update_gender_precondition(updates, genders)
-        if gender_note:
-            genders = None
-        # Source inference: local model of client c = global at round start + its decoded update.
-        part = (pooled_partition(rows["train"]) if hparams.get("engine") == "centralized" else
-                partition_speakers(rows["train"], int(hparams.get("speakers_per_client", 1)),
-                                   int(hparams.get("min_utterances", 1)), int(hparams["seed"])))
-        client_ids = sorted(c for c in last["updates"] if c in part.utterances)
-        if len(client_ids) >= 2:
-            known = [u for c in client_ids for u in sorted(part.utterances[c])[:4]]
-            owner = torch.tensor([client_ids.index(c) for c in client_ids for _ in sorted(part.utterances[c])[:4]])
-            layout = ParamLayout.from_module(model)
-            cols = []
-            full_state = model.state_dict()
-            for c in client_ids:
-                load_flat_params(model, layout, (last["global"] + last["updates"][c].float()).to(device))
-                lc = utterance_losses(model, corpus.manifests["train"], known, corpus, device)
-                cols.append(torch.tensor([lc[u] for u in known]))
-            model.load_state_dict(full_state)
-            losses = torch.stack(cols, dim=1)
-        else:
-            client_ids = None
-
+    server_kw, server_notes = _server_side(run, recorded, model, roles, corpus, device)
     report = run_privacy_suite(
-        representations=reps, fbank=fbank, baseline_representations=base_reps,
-        linkage_enroll=enroll, linkage_probe=probe, client_updates=updates, client_genders=genders,
-        source_losses=losses, source_owner=owner, source_client_ids=client_ids, membership=membership,
-        families=families, seed=seed, progress=progress)
-    if recorded and recorded[-1].get("secure_aggregation"):
-        report.notes["server_side"] = "secure aggregation: the server only saw masked updates"
-    if server_side_note:
-        report.notes["server_side"] = server_side_note
-    if gender_note:
-        report.notes["update_gender"] = gender_note
-    privacy = report.to_dict()
-    privacy.update(_summary(privacy, results))
+        representations=reps, fbank=fbank, baseline_representations=base_reps, membership=membership,
+        families=families, seed=seed, progress=progress, **server_kw)
+    report.notes.update(server_notes)
+    if report.membership is not None and ref is None:
+        report.membership.notes["calibrated"] = run.initial_note or "no reference losses"
+    full = report.to_dict()
+    privacy = _summary(full)
+    privacy.update(strongest=full.pop("strongest"), notes=full.pop("notes"), seconds=full.pop("seconds"),
+                   reports=full, data=roles.to_dict())
 
-    utts = read_json(run_dir / "test_utterances.json")
+    utts = read_json(utts_path)
     fair = fairness_section(
         [UttResult(u["utt_id"], u["spk_id"], {"gender": u["gender"]}, u["word_errors"], u["n_words"],
                    u["char_errors"], u["n_chars"]) for u in utts],

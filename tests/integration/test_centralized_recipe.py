@@ -38,3 +38,13 @@ def test_recipe_learns_train_cer_falls(tiny_hparams_overrides, tmp_path):
     assert res["test"]["by_group"]["gender"].keys() == {"F", "M"}
     assert all(v["n_utts"] > 0 for v in res["test"]["by_speaker"].values())
     assert len(res["epochs"]) == 30 and res["epochs"][-1]["train_loss"] < res["epochs"][0]["train_loss"]
+    # The finished CTC run is a run `speechfl evaluate` accepts (model.pt, initial_model.pt, test utterances);
+    # its test split is the train split, so test utterances are deduplicated and only dev speakers are non-members.
+    from speechfl.experiment.evaluate import evaluate_run
+
+    ev = evaluate_run(out, attackers=["linear"], max_per_speaker=6, progress=False)
+    p = ev["privacy"]
+    assert p["representations"]["strongest"]["top1"] > 0 and p["data"]["n_duplicates"]["test"] > 0
+    mia = p["reports"]["membership"]
+    assert mia["utterance"]["calibrated"] is not None and mia["n_shared_speakers"] == 0
+    assert "recorded" in p["notes"]["update_linkage"] and ev["fairness"]["gender"]["worst_group"] in {"F", "M"}

@@ -1,35 +1,69 @@
 """`speechfl evaluate` on a finished tiny federated run: every section filled, attacks work."""
 
 import json
+import shutil
+
+import pytest
+import torch
 
 from speechfl.cli import main as cli_main
+from speechfl.experiment.hparams import load_hparams
 from speechfl.experiment.run import run_federated
-from tests.integration.helpers import FED_HPARAMS, fed_hparams
+from tests.integration.helpers import FED_HPARAMS, TINY_MODEL, fed_hparams
 
 
 def test_evaluate_adds_privacy_and_fairness(tiny_hparams_overrides, tmp_path, capsys):
+    """Also: the hparams file is deleted after the run (evaluate uses the stored text), and valid_split points
+    at the test split (no dev split): utterances are attacked once, the overlap is reported."""
     out = tmp_path / "run"
-    argv = ["--rounds=2", "--record_updates=[1, 2]", "--eval_every=0",
+    hp_file = tmp_path / "copy_of_fedavg.yaml"
+    shutil.copy(FED_HPARAMS, hp_file)
+    argv = [*tiny_hparams_overrides, f"--output_folder={out}", *TINY_MODEL, "--rounds=2", "--record_updates=[1, 2]",
+            "--eval_every=0", "--valid_split=test",
             "--client={local_epochs: 2, batch_size: 4, optimizer: {name: adam, lr: 0.003}}"]
-    run_federated(fed_hparams(tiny_hparams_overrides, out, *argv), str(FED_HPARAMS),
-                  [*tiny_hparams_overrides, f"--output_folder={out}", "--channels=16", "--proj=96", "--hidden=96",
-                   "--layers=2", *argv], progress=False)
+    run_federated(load_hparams(hp_file, argv), str(hp_file), argv, progress=False)
+    hp_file.unlink()  # evaluating must not depend on the file any more
+    assert (out / "initial_model.pt").is_file()
+    init = torch.load(out / "initial_model.pt", weights_only=True)
+    assert any(not torch.equal(init[k], v) for k, v in torch.load(out / "model.pt", weights_only=True).items())
     cli_main(["evaluate", str(out), "--attackers", "linear,mlp", "--no-progress"])
     assert "written:" in capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
     p, f = res["privacy"], res["fairness"]
-    # Unprotected: raw Fbank identifies the 6 speakers far above chance.
+    # Unprotected: raw Fbank identifies the attack speakers far above chance (1 / attack speakers, not 1 / 6).
     fb = p["fbank"]["strongest"]
-    assert fb["top1"] > 0.8 > fb["chance"]
+    assert fb["top1"] > 0.8 > fb["chance"] == 1 / fb["n_id_speakers"]
+    assert fb["top1_ci"]["low"] <= fb["top1"] <= fb["top1_ci"]["high"] and fb["few_speakers"]
     assert 0.0 <= p["representations"]["strongest"]["eer"] <= 0.5
     # Server-side: source inference with the real local models beats chance 1/n.
     si = p["source_inference"]
     assert si["accuracy"] > si["chance"]
     assert "accuracy" in p["linkage"] and "auc" in p["membership"]
     assert set(p["strongest"]) >= {"speaker_identification", "source_inference", "membership"}
+    # Full reports are kept, not only summaries.
+    rep = p["reports"]
+    assert rep["membership"]["utterance"]["calibrated"] is not None  # reference: initial_model.pt
+    assert rep["source_inference"]["per_client_accuracy"] and rep["update_linkage"]["methods"]
+    assert rep["speaker"]["chance_note"].startswith("identification among the")
+    # valid = test: every test utterance deduplicated, reported.
+    assert p["data"]["n_duplicates"]["test"] > 0 and p["data"]["n_utterances"]["test"] == 0
+    assert "duplicates/test" in p["data"]["notes"]
     assert f["individual"]["max"] >= f["individual"]["mean"]
     assert "gender" in f and "worst_group" in f["gender"]
     assert res["evaluation"]["attackers"] == ["linear", "mlp"]
+
+    # A tampered recorded round is refused before any work, in one line naming the file.
+    rec = torch.load(out / "recorded" / "round_0001.pt", weights_only=True)
+    rec["extra"] = _Payload()
+    torch.save(rec, out / "recorded" / "round_0001.pt")
+    with pytest.raises(SystemExit) as err:
+        cli_main(["evaluate", str(out), "--attackers", "linear", "--no-progress"])
+    assert "round_0001.pt: refused" in str(err.value) and "\n" not in str(err.value)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("pwned",))
 
 
 def test_evaluate_adversarial_centralized_run_skips_server_side_with_reason(tiny_hparams_overrides, tmp_path):

@@ -6,7 +6,9 @@ Run::
     python train.py hparams/train.yaml --data_folder=/path/to/LibriSpeech --number_of_epochs=2
     python train.py hparams/synthetic.yaml          # generates the embedded corpus if absent
 
-Writes ``<output_folder>/results.json`` (schema in the README).
+Writes ``<output_folder>/results.json`` (schema in the README) and what ``speechfl evaluate``
+needs: ``model.pt`` (best checkpoint), ``initial_model.pt`` (the parameters training started
+from) and ``test_utterances.json`` (per-utterance test errors), all tensors-only / JSON.
 """
 
 import logging
@@ -23,8 +25,8 @@ from speechfl.data.dataset import make_dataset, make_loader
 from speechfl.experiment.corpus import prepare_corpus
 from speechfl.experiment.hparams import load_hparams
 from speechfl.experiment.results import centralized_results
-from speechfl.io import atomic_write_json
-from speechfl.metrics.asr import summarize, transcribe
+from speechfl.io import atomic_torch_save, atomic_write_json
+from speechfl.metrics.asr import records_to_dicts, summarize, transcribe
 from speechfl.models.objective import ctc_objective
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ def main(argv):
     torch.manual_seed(hparams["seed"])
     start = time.time()
     corpus, datasets = dataio_prepare(hparams)
+    out = Path(hparams["output_folder"])
+    initial = {k: v.detach().cpu().clone() for k, v in hparams["model"].state_dict().items()}
 
     brain = CTCBrain(modules={"model": hparams["model"]}, opt_class=hparams["opt_class"], hparams=hparams,
                      run_opts=run_opts, checkpointer=hparams["checkpointer"])
@@ -110,7 +114,11 @@ def main(argv):
         config=hparams_file, overrides=overrides, test=summarize(records), model=brain.modules.model,
         seconds=time.time() - start, train_seconds=train_seconds, history=brain.history,
     )
-    atomic_write_json(Path(hparams["output_folder"]) / "results.json", results)
+    # What `speechfl evaluate` reads back (tensors only; results.json last, so it marks a finished run).
+    atomic_torch_save(initial, out / "initial_model.pt")
+    atomic_torch_save({k: v.detach().cpu() for k, v in brain.modules.model.state_dict().items()}, out / "model.pt")
+    atomic_write_json(out / "test_utterances.json", records_to_dicts(records))
+    atomic_write_json(out / "results.json", results)
     logger.info("test WER %.2f CER %.2f", results["test"]["wer"], results["test"]["cer"])
     print(f"test WER {results['test']['wer']:.2f}%  CER {results['test']['cer']:.2f}%  "
           f"(results: {Path(hparams['output_folder']) / 'results.json'})")
