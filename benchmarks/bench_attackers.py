@@ -99,27 +99,34 @@ def figure_fedavg_run(corpus: Path, work: Path, rounds: int, families) -> None:
     wall = time.perf_counter() - t1
     p = res["privacy"]
     sec = p.get("seconds", {})
+    full = p["reports"]  # the full typed reports (summaries sit at the top of the privacy section)
     for label, key in (("encoder output", "speaker"), ("raw Fbank", "fbank_speaker")):
-        rep = p[key]
+        rep = full[key]
+        if rep is None:
+            print(f"speaker attacks on {label}: {p['notes'].get(key)}")
+            continue
         fams = "  ".join(f"{f} {v['top1']:.3f}/{v['eer']:.3f}" for f, v in rep["families"].items())
         print(f"speaker attacks on {label} ({rep['n_utts']} utts; top-1/EER): {fams}; chance {rep['chance']:.3f}; "
               f"{sec.get(key, float('nan')):.1f} s")
     for label, key in (("encoder output", "gender"), ("raw Fbank", "fbank_gender")):
-        g = p[key]
+        g = full[key]
+        if g is None:
+            print(f"gender from {label}: {p['notes'].get(key)}")
+            continue
         print(f"gender from {label}: acc {g['accuracy']:.3f}, AUC {g['auc']:.3f}; {sec.get(key, float('nan')):.1f} s")
-    link = p.get("update_linkage")
+    link = full.get("update_linkage")
     if link:
         meth = ", ".join(f"{m} {v['accuracy']:.3f}/{v['eer']:.3f}" for m, v in link["methods"].items())
         print(f"update linkage ({link['n_probes']} probes, {link['n_enroll_clients']} enrolled clients; acc/EER): {meth}; "
               f"chance {link['chance']:.3f}; {sec.get('update_linkage', float('nan')):.1f} s")
     else:
         print(f"update linkage: skipped ({p['linkage'].get('skipped')})")
-    ug = p.get("update_gender")
+    ug = full.get("update_gender")
     if ug:
         print(f"gender from updates ({ug['n_items']} updates): acc {ug['accuracy']:.3f}, AUC {ug['auc']:.3f} "
               f"({ug['strongest']}), chance {ug['chance']:.3f}; "
               f"{sec.get('update_gender', float('nan')):.1f} s")
-    src = p.get("source_inference")
+    src = full.get("source_inference")
     if src:
         print(f"source inference: accuracy {src['accuracy']:.3f} vs chance {src['chance']:.3f}; "
               f"{sec.get('source_inference', float('nan')):.1f} s")
