@@ -217,9 +217,16 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
 
         check_secagg_compatible(aggregator_requires_individual=getattr(robust, "requires_individual_updates", True),
                                 compressor_linear=getattr(uplink, "linear", False),
-                                dp_sample=bool(hparams.get("dp_sample")))
+                                dp_sample=bool(hparams.get("dp_sample")),
+                                dp_user_adaptive=bool(dp_user is not None and dp_user.adaptive is not None))
+        if uplink.name not in ("identity", "randk"):
+            raise ValueError(f"secure aggregation cannot be combined with uplink {uplink.name!r}: clients mask the "
+                             "plain update (identity) or its values on the shared random-k mask (randk); a "
+                             "compressor that keeps client memory or nests others is not applied under masking")
+        if engine == "centralized":
+            raise ValueError("secure aggregation needs a federated engine, not engine=centralized")
         spec = dict(hparams["secagg"] or {})
-        spec.pop("dropout", None)
+        require_keys(spec, {"scale_bits", "modulus_bits", "min_survivors", "dropout"}, "secagg")
         secagg = SecureAggregation(seed=seed, **spec)
 
     return FederatedSetup(

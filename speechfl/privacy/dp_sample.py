@@ -13,8 +13,12 @@ for the client's ``n`` utterances. The guarantee is per client, over all its loc
 steps in all rounds; the engine keeps one :class:`SampleDP` per client and saves
 its :meth:`SampleDP.state_dict` between rounds.
 
-The accounting assumes Poisson sampling of each batch (:meth:`SampleDP.batch_sampler`);
-with shuffled fixed-size batches it is the usual approximation, not a proof.
+The accountant assumes Poisson sampling, and that is what the clients run: every
+batch holds each of the client's ``n`` utterances independently with probability
+``q = B / n`` (:meth:`SampleDP.poisson_loader`, Opacus' ``UniformWithReplacementSampler``
+as ``make_private(poisson_sampling=True)`` uses), drawn from the client's seed. An empty
+batch is still a step: only noise is released (:meth:`SampleDP.empty_step`), so the
+number of releases does not depend on the data.
 The model must be DP-compatible *when built* (LayerNorm not BatchNorm,
 ``opacus.layers.DPGRU``/``DPLSTM`` not ``nn.GRU``/``nn.LSTM``): we validate, we never
 swap modules, because the federated layout is by parameter name.
@@ -154,6 +158,28 @@ class SampleDP:
             raise ValueError(f"need 1 <= batch_size <= n_samples, got {batch_size}, {n_samples}")
         return UniformWithReplacementSampler(num_samples=n_samples, sample_rate=batch_size / n_samples,
                                              generator=generator, steps=steps)
+
+    def poisson_loader(self, dataset, *, batch_size: int, steps: int, seed: int, collate_fn):
+        """A ``DataLoader`` of ``steps`` Poisson batches of ``dataset`` per pass (see module docstring).
+
+        Deterministic under ``seed``. An empty batch comes out as ``None`` (never
+        collated): call :meth:`empty_step` for it.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        sampler = self.batch_sampler(n_samples=len(dataset), batch_size=batch_size, steps=steps,
+                                     generator=torch.Generator().manual_seed(int(seed)))
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=0,
+                                           collate_fn=lambda items: collate_fn(items) if items else None)
+
+    @staticmethod
+    def empty_step(optimizer: DPOptimizer) -> None:
+        """One DP-SGD step on an empty Poisson batch: ``g = N(0, (z C)^2 I) / B``, accounted as any step."""
+        if not isinstance(optimizer, DPOptimizer):
+            raise TypeError(f"expected the DPOptimizer from wrap(), got {type(optimizer).__name__}")
+        for p in optimizer.params:
+            p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+        optimizer.step()
 
     @property
     def steps(self) -> int:

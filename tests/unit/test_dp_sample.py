@@ -209,3 +209,36 @@ def test_conv_on_non_contiguous_input_gets_correct_grad_samples():
     assert torch.allclose(got, oracle, atol=1e-5)
     plain = dp.unwrap(gs)
     assert not plain.conv._forward_pre_hooks and not plain.conv._forward_hooks
+
+
+def test_poisson_loader_is_seeded_has_poisson_sizes_and_yields_none_for_empty_batches():
+    dp = SampleDP(noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-5)
+    data = list(range(6))
+    make = lambda seed: dp.poisson_loader(data, batch_size=1, steps=400, seed=seed,  # noqa: E731
+                                          collate_fn=lambda items: torch.tensor(items))
+    a, b, c = list(make(5)), list(make(5)), list(make(6))
+    assert len(a) == 400
+    same = lambda x, y: all((u is None and v is None) or (u is not None and v is not None and torch.equal(u, v))  # noqa
+                            for u, v in zip(x, y))
+    assert same(a, b) and not same(a, c)
+    sizes = torch.tensor([0 if x is None else len(x) for x in a], dtype=torch.float32)
+    # each of 6 items in each batch with prob 1/6: P(empty) = (5/6)^6 = 0.335, mean size 1
+    n_empty = sum(x is None for x in a)
+    assert abs(n_empty / 400 - (5 / 6) ** 6) < 4 * ((0.335 * 0.665) / 400) ** 0.5
+    assert abs(float(sizes.mean()) - 1.0) < 4 * ((5 / 6) / 400) ** 0.5
+
+
+def test_empty_step_releases_noise_only_and_is_accounted():
+    torch.manual_seed(0)
+    model = nn.Linear(200, 50)
+    before = copy.deepcopy(model.state_dict())
+    dp = SampleDP(noise_multiplier=2.0, max_grad_norm=0.5, delta=1e-5, seed=3)
+    gs, opt = dp.wrap(model, torch.optim.SGD(model.parameters(), lr=1.0), batch_size=4, n_samples=40)
+    opt.zero_grad(set_to_none=True)
+    SampleDP.empty_step(opt)
+    moved = torch.cat([(before[k] - v).reshape(-1) for k, v in dp.unwrap(gs).state_dict().items()])
+    # lr 1: the step is -(0 + N(0, (z C)^2)) / B, std z C / B = 0.25
+    assert float(moved.std()) == pytest.approx(2.0 * 0.5 / 4, rel=0.05)
+    assert dp.steps == 1 and dp.epsilon() > 0
+    with pytest.raises(TypeError, match="DPOptimizer"):
+        SampleDP.empty_step(torch.optim.SGD(model.parameters(), lr=1.0))
