@@ -81,3 +81,28 @@ def test_evaluate_adversarial_centralized_run_skips_server_side_with_reason(tiny
     assert "skipped" in p["linkage"] and "skipped" in p["source_inference"]
     assert "fewer than 2 clients" in p["notes"]["server_side"]
     assert p["representations"]["strongest"]["top1"] > 0
+
+
+def test_evaluate_one_gender_corpus_skips_gender_attacks_with_reason_and_writes_the_rest(
+        tiny_hparams_overrides, tiny_corpus, tmp_path):
+    """Every speaker is labelled M (Kaldi spk2gender): gender attacks skip with the reason, the rest is written."""
+    from speechfl.experiment.evaluate import evaluate_run
+
+    speakers = sorted({p.name for split in ("train", "dev", "test") for p in (tiny_corpus / split).iterdir()
+                       if p.is_dir()})
+    (tmp_path / "spk2gender").write_text("".join(f"{s} m\n" for s in speakers))
+    out = tmp_path / "run"
+    argv = ["--rounds=1", "--eval_every=0", f"--speakers_file={tmp_path / 'spk2gender'}",
+            "--client={local_epochs: 1, batch_size: 4, optimizer: {name: adam, lr: 0.003}}"]
+    run_federated(fed_hparams(tiny_hparams_overrides, out, *argv), str(FED_HPARAMS),
+                  [*tiny_hparams_overrides, f"--output_folder={out}", *TINY_MODEL, *argv], progress=False)
+    res = evaluate_run(out, attackers=["linear"], progress=False)
+    p = json.loads((out / "results.json").read_text())["privacy"]
+    assert p == res["privacy"]
+    for key in ("gender", "fbank_gender"):
+        assert p["notes"][key].startswith("skipped:") and "['M']" in p["notes"][key]
+        assert p["reports"][key] is None
+    assert "['M']" in p["gender_inference"]["skipped"]
+    assert p["representations"]["strongest"]["top1"] >= 0
+    assert p["reports"]["speaker"]["families"]["linear"]["per_gender"].keys() == {"M"}
+    assert "auc" in p["membership"] and res["fairness"]["gender"]["gap_abs"] is None
