@@ -102,6 +102,12 @@ def main(argv):
     brain.history = []
     loader_opts = {"batch_size": hparams["batch_size"], "shuffle": True,
                    "collate_fn": sb.dataio.batch.PaddedBatch}
+    if hparams.get("epoch_utterances"):  # shorter "epochs" (a fresh random subset each): finer time budgets
+        from speechbrain.dataio.sampler import ReproducibleRandomSampler
+
+        loader_opts.pop("shuffle")
+        brain.train_sampler = loader_opts["sampler"] = ReproducibleRandomSampler(
+            datasets["train"], seed=hparams["seed"], num_samples=int(hparams["epoch_utterances"]))
     brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
               train_loader_kwargs=loader_opts, valid_loader_kwargs={"batch_size": hparams["batch_size"]})
     train_seconds = time.time() - start
