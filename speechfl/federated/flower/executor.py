@@ -21,6 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from speechfl.federated.flower.client_step import check_attack_is_local
 from speechfl.federated.flower.experiment import ExperimentSpec, experiment_fingerprint
 from speechfl.federated.flower.records import content_to_received, flat_to_arrays
+from speechfl.federated.server import Received, UnencodablePayload
 
 logger = logging.getLogger(__name__)
 ENGINE_TAG = "flower"
@@ -101,13 +102,18 @@ class FlowerExecutor:
                    "state-round": int(self.last_round.get(cid, 0)), "participants": list(sampled)}
             msgs.append(self._message(MessageType.TRAIN, self.nodes[cid], cfg, model, group=str(round_)))
         received = {}
-        for cid, reply in self._exchange(msgs, sampled, self.reply_timeout, f"round {round_}"):
+        replies = self._exchange(msgs, sampled, self.reply_timeout, f"round {round_}", allow_missing=True)
+        for cid, reply in replies:
             rec = content_to_received(reply.content)
             if rec.client_id != cid:
                 raise RuntimeError(f"round {round_}: the reply for client {cid} is from client {rec.client_id}")
             received[cid] = rec
-        for cid in sampled:
             self.last_round[cid] = int(round_)
+        for cid in sampled:
+            if cid not in received:  # a dropout: rejected (or, under secure aggregation, its masks recovered)
+                logger.warning("round %d: no reply from client %s within %s s; treated as dropped",
+                               round_, cid, self.reply_timeout)
+                received[cid] = missing_reply(cid, self.reply_timeout)
         malicious = sorted(c for c in sampled if c in self.setup.malicious)
         return [received[c] for c in sampled], malicious
 
@@ -132,8 +138,10 @@ class FlowerExecutor:
             records["model"] = ArrayRecord.from_array_dict(dict(model.items()))
         return Message(RecordDict(records), dst_node_id=int(node), message_type=kind, group_id=group)
 
-    def _exchange(self, msgs: List[Message], keys: Iterable, timeout: Optional[float], what: str):
-        """Send ``msgs`` and yield ``(key, reply)`` in send order; raise on errors and missing replies."""
+    def _exchange(self, msgs: List[Message], keys: Iterable, timeout: Optional[float], what: str,
+                  allow_missing: bool = False):
+        """Send ``msgs`` and return ``(key, reply)`` in send order; raise on error replies, and on missing
+        replies unless ``allow_missing`` (then the missing keys are left out)."""
         keys = list(keys)
         replies = {r.metadata.reply_to_message_id: r for r in self.grid.send_and_receive(msgs, timeout=timeout)}
         errors, missing, out = [], [], []
@@ -147,7 +155,7 @@ class FlowerExecutor:
                 out.append((key, reply))
         if errors:
             raise RuntimeError(f"{what}: {len(errors)} client(s) failed: " + "; ".join(errors))
-        if missing:
+        if missing and not allow_missing:
             raise TimeoutError(f"{what}: no reply within {timeout} s for {missing[:10]} ({len(missing)})")
         return out
 
@@ -161,3 +169,9 @@ class FlowerExecutor:
             raise ValueError("this checkpoint was written by the in-process engine (it holds the clients' states); "
                              "resume it with engine=inprocess, or start the Flower run in a fresh output folder")
         self.last_round = {str(k): int(v) for k, v in states["last_round"].items()}
+
+
+def missing_reply(client_id: str, timeout: Optional[float]) -> Received:
+    """What reaches the server from a client that never replied: nothing to aggregate, nothing sent."""
+    return Received(client_id, UnencodablePayload(f"no reply within {timeout} s"), 0,
+                    {"bytes_up": 0, "seconds": 0.0, "steps": 0})
