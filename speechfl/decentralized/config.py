@@ -104,6 +104,9 @@ def check_composition(setup, cfg: GossipConfig, distributed: bool) -> None:
         if cfg.pairing:
             raise ValueError("CHOCO's public copy of a node is held by all its neighbours and must be updated by "
                              "all of them every round; random pairings would leave them inconsistent")
+        if not getattr(setup.uplink, "nestable", True) or getattr(setup.uplink, "requires_server_state", False):
+            raise ValueError(f"uplink {setup.uplink.name!r} keeps an error memory; CHOCO's public copies x_hat already "
+                             "are that memory (Koloskova et al. 2019): give the inner compressor directly")
         if getattr(setup.uplink, "shared_support", False):
             raise ValueError("a shared random-k mask needs a server; CHOCO nodes compress independently")
     if neighbourhood_rule and cfg.clipping:
