@@ -6,9 +6,10 @@ must fail at setup with a clear message, before any training.
 
 import pytest
 
+from speechfl.experiment.hparams import load_hparams
+from speechfl.experiment.results import RunResults
 from speechfl.experiment.run import run_federated
 from tests.integration.helpers import RECIPES, TINY_MODEL
-from speechfl.experiment.hparams import load_hparams
 
 FILES = sorted((RECIPES / "federated" / "hparams").glob("*.yaml"))
 LIBRISPEECH_ONLY = {"fedavg.yaml", "fedadam.yaml"}  # need --data_folder; same keys as synthetic_fedavg
@@ -22,8 +23,10 @@ def test_recipe_runs_one_round_in_debug_size(path, tiny_hparams_overrides, tmp_p
     if isinstance(agg, dict) and agg.get("f", 0) >= 2:
         with pytest.raises(ValueError, match="needs at least"):
             run_federated(hp, str(path), argv, progress=False)
+        assert not [f for f in ("checkpoint.pt", "model.pt", "results.json") if (tmp_path / f).exists()]  # no training
         return
     res = run_federated(hp, str(path), argv, progress=False)
+    assert RunResults.from_dict(res).to_dict() == res  # every mechanism's sections follow the typed schema
     (r,) = res["rounds"]
     assert r["bytes_up"] > 0 and res["test"]["n_utts"] > 0
     if hp.get("dp_user"):
