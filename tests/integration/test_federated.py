@@ -79,3 +79,18 @@ def test_three_clients_two_rounds_valid_loss_falls(tiny_hparams_overrides, tmp_p
     assert set(res["partition"]["clients"]) == {"1001", "1002", "1003", "1004"}
     assert res["test"]["n_utts"] > 0 and "by_speaker" in res["test"]
     assert (tmp_path / "run" / "results.json").exists() and (tmp_path / "run" / "model.pt").exists()
+
+
+def test_multi_krum_m_above_the_sampled_clients_is_refused_after_the_partition_before_training(
+        tiny_hparams_overrides, tmp_path):
+    """A fraction needs the partition to count clients: checked right after it, before any client trains."""
+    import pytest
+
+    from speechfl.config import ConfigError
+
+    argv = ["--clients_per_round=1.0", "--aggregator={name: multi_krum, f: 0, m: 9}", "--rounds=1"]
+    hp = fed_hparams(tiny_hparams_overrides, tmp_path / "run", *argv)
+    with pytest.raises(ConfigError, match=r"^aggregator: 'multi_krum' needs at least 9 updates per round, but "
+                                          r"clients_per_round=1.0 samples 4 of 4 clients$"):
+        run_federated(hp, str(FED_HPARAMS), argv, progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists() and not (tmp_path / "run" / "model.pt").exists()
