@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-h", "--help", action="store_true", help="show this help and the hparams file's keys")
     p.set_defaults(func=cmd_train, takes_extra=True, parser=p)
 
-    for name in ("cli_evaluate", "cli_experiment"):
+    for name in ("cli_evaluate", "cli_experiment", "cli_anonymize"):
         try:
             module = importlib.import_module(f"speechfl.{name}")
         except ModuleNotFoundError as exc:
