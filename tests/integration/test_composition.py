@@ -107,6 +107,12 @@ def test_dp_user_with_secagg_is_distributed_dp(tiny_hparams_overrides, tmp_path,
     assert rec["bytes_up"] == 4 * 8 * clipped_sum.numel()  # int64 masked vectors
 
 
+def test_dp_user_adaptive_clipping_with_secagg_is_refused(tiny_hparams_overrides, tmp_path):
+    why = refused(tiny_hparams_overrides, tmp_path, SEC,
+                  f"--dp_user={{clip: {C}, noise_multiplier: 0.3, delta: 1.0e-3, adaptive: {{}}}}")
+    assert "adaptive clipping needs each client's clipped-norm bit" in why
+
+
 def test_dp_user_refuses_robust_aggregators(tiny_hparams_overrides, tmp_path):
     assert "sensitivity of a clipped mean" in refused(tiny_hparams_overrides, tmp_path, DPU, ROB)
 
