@@ -176,7 +176,9 @@ class Server:
         Flower's client-side fixed clipping) clients mask ``clip(delta_i, C)`` and the
         server releases ``(sum_i clip(delta_i, C) + N(0, (z C)^2 I)) / m``
         (:meth:`DPFedAvg.aggregate_clipped_sum`): one client changes the sum by at most
-        ``C``, exactly as in central DP-FedAvg, so the same accountant applies. Under
+        ``C``, exactly as in central DP-FedAvg, so the same accountant applies (the
+        guarantee covers everyone who sees the released model; the server itself unmasks
+        the clipped sum before noising it, as in Flower's pattern). Under
         random-k with a shared mask every vector lives on the ``k`` shared coordinates
         and the result is expanded afterwards (linear, so it commutes with the sum).
 
