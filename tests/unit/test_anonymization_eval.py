@@ -1,0 +1,160 @@
+"""Anonymization evaluation: hand-computed EER on a trial list, scenario wiring, linkability, G_VD, rho_F0,
+corpus anonymization layout and consistency errors."""
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from speechfl.anonymization.corpus import SplitData
+from speechfl.anonymization.evaluate import Corpora, EvalConfig, load_corpora, privacy
+from speechfl.anonymization.metrics import (contour_correlation, gain_of_voice_distinctiveness, linkability,
+                                            similarity_matrix)
+from speechfl.anonymization.scenarios import SCENARIOS, Scenario, eer_breakdown, scenario_inputs, score_trials
+from speechfl.anonymization.trials import Trial, TrialList
+
+from tests.unit.test_kaldi_trials import make_kaldi
+
+
+def _unit(deg):
+    return torch.tensor([np.cos(np.radians(deg)), np.sin(np.radians(deg))])
+
+
+def test_eer_on_hand_computed_trial_list():
+    # enrolled speakers A (F, model at 0 deg) and B (M, model at 90 deg); cosine = cos(angle difference)
+    enroll = {"a1": _unit(0), "b1": _unit(90)}
+    test = {"a2": _unit(25.84), "a3": _unit(72.54), "b2": _unit(36.87), "b3": _unit(84.26)}
+    utt2spk = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "b2": "B", "b3": "B"}
+    trials = TrialList(("a1", "b1"), (Trial("A", "a2", True), Trial("A", "a3", True), Trial("A", "b2", False),
+                                      Trial("B", "b3", True), Trial("B", "a3", False), Trial("B", "a2", False)),
+                       "read")
+    scored = score_trials(trials, enroll, test, utt2spk, {"A": "F", "B": "M"})
+    # cos 25.84 = 0.9, cos 72.54 = 0.3, cos 36.87 = 0.8; cos(90-84.26) = 0.995, cos(90-72.54) = 0.954, cos(90-25.84) = 0.436
+    np.testing.assert_allclose(scored.scores, [0.9, 0.3, 0.8, 0.995, 0.954, 0.436], atol=1e-3)
+    out = eer_breakdown(scored)
+    # all: targets {0.995, 0.9, 0.3}, non-targets {0.954, 0.8, 0.436}; sorted: T .995, N .954, T .9, N .8, N .436, T .3
+    # threshold 0.9 accepts 2/3 targets (FNR 1/3) and 1/3 non-targets (FPR 1/3): a ROC point on the diagonal
+    assert out["all"]["eer"] == pytest.approx(1 / 3)
+    # F (speaker A's trials): targets {0.9, 0.3}, non-target {0.8}: at 0.8 FNR 1/2, FPR 1; at 0.9 FNR 1/2, FPR 0
+    # -> crossing between (FPR 0, FNR 1/2) and (FPR 1, FNR 1/2): EER = 1/2
+    assert out["F"]["eer"] == pytest.approx(0.5)
+    # M: target {0.995}, non-targets {0.954, 0.436}: perfectly separated
+    assert out["M"]["eer"] == 0.0 and out["M"]["n_target"] == 1 and out["M"]["n_nontarget"] == 2
+
+
+def test_scenario_table_is_the_vpc_one():
+    assert [(s.name, s.enroll, s.trial, s.asv) for s in SCENARIOS] == [
+        ("original", "original", "original", "original"),
+        ("ignorant", "original", "anonymized", "original"),
+        ("lazy_informed", "anonymized", "anonymized", "original"),
+        ("semi_informed", "anonymized", "anonymized", "anonymized"),
+    ]
+    tables = {(a, d): f"{a}-asv/{d}-data" for a in ("original", "anonymized") for d in ("original", "anonymized")}
+    assert scenario_inputs(SCENARIOS[1], tables) == ("original-asv/original-data", "original-asv/anonymized-data")
+    assert scenario_inputs(SCENARIOS[3], tables) == ("anonymized-asv/anonymized-data",) * 2
+    assert scenario_inputs(Scenario("x", "anonymized", "original", "anonymized"), tables) == (
+        "anonymized-asv/anonymized-data", "anonymized-asv/original-data")
+
+
+def test_privacy_scores_each_scenario_with_its_model_and_data():
+    """Only one (ASV, enroll data, trial data) combination separates speakers: each scenario must see its own."""
+    spk = {f"s{k}-u{i}": f"s{k}" for k in range(4) for i in range(4)}
+    rows = tuple({"ID": u, "spk_id": s, "gender": "F" if s in ("s0", "s1") else "M"} for u, s in spk.items())
+    trials = TrialList(tuple(f"s{k}-u0" for k in range(4)),
+                       tuple(Trial(e, u, spk[u] == e) for u in spk if not u.endswith("u0")
+                             for e in ("s0", "s1", "s2", "s3")
+                             if (e in ("s0", "s1")) == (spk[u] in ("s0", "s1"))),
+                       "generated")
+    voice = {f"s{k}": _unit(45 * k) for k in range(4)}
+    rng = np.random.default_rng(0)
+
+    def table(kind):
+        if kind == "voice":
+            return {u: voice[s] + 0.01 * torch.tensor(rng.standard_normal(2)) for u, s in spk.items()}
+        return {u: torch.tensor(rng.standard_normal(2)) for u in spk}
+
+    # original ASV separates original data only; anonymized ASV separates anonymized data only
+    normed = {"original": {"original/test": table("voice"), "anonymized/test": table("noise")},
+              "anonymized": {"original/test": table("noise"), "anonymized/test": table("voice")}}
+    split = SplitData("test", rows, False)
+    corpora = Corpora({"original": {"test": split}, "anonymized": {"test": split}}, {}, {"test": trials})
+    cfg = EvalConfig(original="o", anonymized="a", out="x", splits=("test",))
+    result = privacy(cfg, corpora, normed)
+    assert result["original"]["pooled"]["all"]["eer"] == 0.0
+    assert result["semi_informed"]["pooled"]["all"]["eer"] == 0.0
+    assert result["ignorant"]["pooled"]["all"]["eer"] > 0.15  # enroll on voices, test on noise
+    assert result["lazy_informed"]["pooled"]["all"]["eer"] > 0.15
+    assert result["semi_informed"]["by_split"]["test"]["F"]["n_target"] == 6
+
+
+def test_linkability_hand_computed():
+    # 2 bins on [0, 1], width 0.5: p_m = [1, 1], p_n = [2, 0]; bin 0: LR 1/2 -> D = max(0, 2(1/3) - 1) = 0;
+    # bin 1: only mated -> D = 1; D_sys = p_m[1] * 1 * 0.5 = 0.5
+    assert linkability([0.0, 1.0], [0.0, 0.0], n_bins=2) == pytest.approx(0.5)
+    assert linkability([5.0, 6.0], [0.0, 1.0]) == pytest.approx(1.0)
+    same = np.random.default_rng(0).standard_normal(1000)
+    assert linkability(same, same) == 0.0
+
+
+def test_gvd_and_similarity():
+    llr = np.array([[2.0, -2.0], [-2.0, 2.0]])
+    m = similarity_matrix(llr, ["a", "b"], ["a", "b"], ["a", "b"])
+    np.testing.assert_allclose(m, [[0.880797, 0.119203], [0.119203, 0.880797]], atol=1e-6)
+    assert gain_of_voice_distinctiveness(m, m) == 0.0
+    half = 0.5 + (m - 0.5) / 2  # diagonal dominance halved -> 10 log10(1/2) = -3.0103 dB
+    assert gain_of_voice_distinctiveness(m, half) == pytest.approx(-3.0103, abs=1e-4)
+
+
+def test_contour_correlation():
+    a = np.array([100.0, 110, np.nan, 120, 130, 125])
+    assert contour_correlation(a, a) == pytest.approx(1.0)
+    assert contour_correlation(a, -a + 300) == pytest.approx(-1.0)
+    stretched = np.repeat(a, 2)  # twice as long (slowed down): re-timed to 6 frames
+    assert contour_correlation(a, stretched) == pytest.approx(1.0)
+    assert contour_correlation(a, np.full(6, np.nan)) is None
+
+
+def test_anonymize_kaldi_folder_layout_resume_and_errors(tmp_path):
+    from speechfl.anonymization.apply import AnonymizationError, anonymize_corpus
+    from data_prep.kaldi import read_kaldi_dir
+
+    src = make_kaldi(tmp_path / "in" / "dev", per_spk=2, text=True)
+    (src / "enrolls").write_text("s1-u0\n")
+    spec = {"name": "mcadams", "seed": 1}
+    s = anonymize_corpus(tmp_path / "in", tmp_path / "out", spec, workers=1, progress=False)
+    assert s.written == 8 and s.skipped == 0
+    out = read_kaldi_dir(tmp_path / "out" / "dev")
+    assert out.has_text and (tmp_path / "out" / "dev" / "enrolls").read_text() == "s1-u0\n"
+    assert all("/out/dev/wav/" in r["wav"] for r in out.rows)
+    x, _ = soundfile.read(str(src / "wav" / "s1-u0.wav"))
+    y, _ = soundfile.read(out.rows[0]["wav"])
+    assert x.shape == y.shape and not np.allclose(x, y, atol=1e-3)
+    again = anonymize_corpus(tmp_path / "in", tmp_path / "out", spec, workers=1, progress=False)
+    assert again.written == 0 and again.skipped == 8
+    with pytest.raises(AnonymizationError, match="was written by anonymizer"):
+        anonymize_corpus(tmp_path / "in", tmp_path / "out", {"name": "vtln"}, workers=1, progress=False)
+    bad = tmp_path / "bad" / "train" / "s1" / "c1"
+    bad.mkdir(parents=True)
+    (bad / "s1-c1-0.flac").write_bytes(b"not audio")
+    with pytest.raises(AnonymizationError, match=r"s1-c1-0.flac: unreadable audio"):
+        anonymize_corpus(tmp_path / "bad", tmp_path / "bad_out", spec, workers=1, progress=False)
+
+
+def test_load_corpora_consistency_errors(tmp_path):
+    for root in ("orig", "anon"):
+        make_kaldi(tmp_path / root / "test", per_spk=3)
+        make_kaldi(tmp_path / root / "train", per_spk=3)
+    cfg = EvalConfig(original=str(tmp_path / "orig"), anonymized=str(tmp_path / "anon"), out=str(tmp_path / "o"),
+                     splits=("test",))
+    with pytest.raises(ValueError, match="shares speakers with the ASV training data"):
+        load_corpora(cfg)
+    (tmp_path / "anon" / "test" / "utt2spk").write_text("".join(
+        f"s{k}-u{i} s{k}\n" for k in range(1, 5) for i in range(3) if (k, i) != (2, 1)))
+    (tmp_path / "anon" / "test" / "wav.scp").write_text("".join(
+        f"s{k}-u{i} wav/s{k}-u{i}.wav\n" for k in range(1, 5) for i in range(3) if (k, i) != (2, 1)))
+    with pytest.raises(ValueError, match=r"absent from the anonymized corpus .* \(first: s2-u1\)"):
+        load_corpora(cfg)
+    with pytest.raises(ValueError, match="give both --train-original and --train-anonymized"):
+        EvalConfig(original="o", anonymized="a", out="x", train_original="t")
+    with pytest.raises(Exception, match="valid parameters"):
+        EvalConfig(original="o", anonymized="a", out="x", attacker_params={"depth": 3})
