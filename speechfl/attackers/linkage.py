@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from speechfl.attackers.base import seeded, train_lbfgs
+from speechfl.attackers.intervals import top1_interval
 from speechfl.attackers.pooling import Standardizer
 from speechfl.attackers.reports import LinkageMethodResult, LinkageReport
 from speechfl.attackers.sketch import count_sketch, stack_updates
@@ -85,16 +86,20 @@ def update_linkage_attack(
     z = count_sketch(torch.cat([ex, px]), sketch_dim, seed=seed)
     ez, pz = z[: ex.shape[0]], z[ex.shape[0] :]
     methods: Dict[str, LinkageMethodResult] = {}
+    linkage_scores_hits: Dict[str, np.ndarray] = {}
     for name, s in linkage_scores(ez, e_lab, pz, len(clients), seed=seed).items():
         s = s.double().numpy()
         target = np.zeros_like(s, dtype=bool)
         target[np.arange(len(p_lab)), p_lab] = True
+        linkage_scores_hits[name] = s.argmax(axis=1) == p_lab
         methods[name] = LinkageMethodResult(
-            accuracy=float((s.argmax(axis=1) == p_lab).mean()),
+            accuracy=float(linkage_scores_hits[name].mean()),
             eer=eer(s[target], s[~target]),
         )
     order = list(methods)
     best = max(order, key=lambda m: (methods[m].accuracy, -methods[m].eer, -order.index(m)))
+    best_hit = linkage_scores_hits[best]
+    ci = top1_interval(best_hit, list(p_owner), seed=seed, unit="client")
     return LinkageReport(
         methods=methods,
         strongest=best,
@@ -105,4 +110,5 @@ def update_linkage_attack(
         n_enroll_updates=int(ex.shape[0]),
         n_probes=int(px.shape[0]),
         projected_dim=int(z.shape[1]),
+        accuracy_ci=ci,
     )

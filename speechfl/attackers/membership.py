@@ -24,6 +24,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from speechfl.attackers.intervals import auc_interval
 from speechfl.attackers.reports import MembershipReport, MIAScore
 from speechfl.attackers.types import AttackPrecondition
 from speechfl.metrics.privacy import as_scores, roc_auc, roc_curve, tpr_at_fpr
@@ -31,15 +32,26 @@ from speechfl.metrics.privacy import as_scores, roc_auc, roc_curve, tpr_at_fpr
 VARIANTS = ("threshold", "calibrated")
 
 
-def mia_score(member_attack: np.ndarray, nonmember_attack: np.ndarray) -> MIAScore:
-    """AUC, TPR@1%FPR and advantage of attack scores (higher = member)."""
+def mia_score(member_attack: np.ndarray, nonmember_attack: np.ndarray, member_units=None,
+              nonmember_units=None) -> MIAScore:
+    """AUC, TPR@1%FPR and advantage of attack scores (higher = member).
+
+    With the speaker of each score (``*_units``), also the AUC's bootstrap
+    interval over speakers (:func:`speechfl.attackers.intervals.auc_interval`).
+    """
     fpr, tpr, _ = roc_curve(member_attack, nonmember_attack)
+    ci, n_spk = None, 0
+    if member_units is not None and nonmember_units is not None:
+        ci = auc_interval(member_attack, nonmember_attack, member_units, nonmember_units)
+        n_spk = len(set(np.asarray(member_units).tolist()) | set(np.asarray(nonmember_units).tolist()))
     return MIAScore(
         auc=roc_auc(member_attack, nonmember_attack),
         tpr_at_1pct_fpr=tpr_at_fpr(member_attack, nonmember_attack, 0.01),
         advantage=float((tpr - fpr).max()),
         n_members=int(member_attack.size),
         n_nonmembers=int(nonmember_attack.size),
+        n_speakers=n_spk,
+        auc_ci=ci,
     )
 
 
@@ -96,7 +108,7 @@ def membership_inference(
             )
         attack["calibrated"] = (-(m_loss - rm), -(n_loss - rn))
 
-    utterance = {v: (None if attack[v] is None else mia_score(*attack[v])) for v in VARIANTS}
+    utterance = {v: (None if attack[v] is None else mia_score(*attack[v], m_spk, n_spk)) for v in VARIANTS}
 
     shared = sorted(set(m_spk.tolist()) & set(n_spk.tolist()))
     if shared:
@@ -111,7 +123,9 @@ def membership_inference(
             speaker[v] = None
             notes[f"speaker/{v}"] = f"{len(shared)} speakers are both members and non-members (e.g. {shared[:3]})"
         else:
-            speaker[v] = mia_score(_speaker_means(attack[v][0], m_spk), _speaker_means(attack[v][1], n_spk))
+            m_names, n_names = sorted(set(m_spk.tolist())), sorted(set(n_spk.tolist()))
+            speaker[v] = mia_score(_speaker_means(attack[v][0], m_spk), _speaker_means(attack[v][1], n_spk),
+                                   m_names, n_names)
 
     per_group: Dict[str, Dict[str, Optional[MIAScore]]] = {}
     for g in sorted(set(m_grp.tolist()) | set(n_grp.tolist())):
@@ -124,7 +138,7 @@ def membership_inference(
                 per_group[g][v] = None
                 notes[f"per_group/{g}/{v}"] = f"group {g!r} has {int(mm.sum())} members and {int(nm.sum())} non-members"
             else:
-                per_group[g][v] = mia_score(attack[v][0][mm], attack[v][1][nm])
+                per_group[g][v] = mia_score(attack[v][0][mm], attack[v][1][nm], m_spk[mm], n_spk[nm])
 
     candidates = [(f"{lvl}/{v}", s) for lvl, d in (("utterance", utterance), ("speaker", speaker)) for v, s in d.items() if s is not None]
     best_name, best = max(candidates, key=lambda kv: kv[1].auc)

@@ -157,6 +157,7 @@ class LinkageReport(_Report):
     n_probes: int
     projected_dim: int
     notes: Dict[str, str] = field(default_factory=dict)
+    accuracy_ci: Optional[BootstrapCI] = None  # strongest method, 95% bootstrap over probe clients
 
 
 @dataclass
@@ -171,15 +172,20 @@ class SourceInferenceReport(_Report):
     n_tied: int
     per_client_accuracy: Dict[str, Optional[float]]
     notes: Dict[str, str] = field(default_factory=dict)
+    accuracy_ci: Optional[BootstrapCI] = None  # 95% bootstrap over the utterances' owner clients
 
 
 @dataclass
 class MIAScore(_Report):
+    """``auc_ci``: 95% bootstrap interval over the speakers behind the scores (``n_speakers``)."""
+
     auc: float
     tpr_at_1pct_fpr: float
     advantage: float
     n_members: int
     n_nonmembers: int
+    n_speakers: int = 0
+    auc_ci: Optional[BootstrapCI] = None
 
 
 @dataclass

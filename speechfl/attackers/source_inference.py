@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from speechfl.attackers.intervals import top1_interval
 from speechfl.attackers.reports import SourceInferenceReport
 from speechfl.attackers.types import AttackPrecondition
 
@@ -60,6 +61,9 @@ def source_inference(losses: torch.Tensor, true_client: torch.Tensor, client_ids
         if not m.any():
             notes[f"per_client_accuracy[{name}]"] = "no known utterance of this client"
     acc = float(credit.mean())
+    ci = top1_interval(credit, [names[k] for k in t], unit="client")
+    if ci is None:
+        notes["accuracy_ci"] = "bootstrap over clients undefined: the known utterances belong to a single client"
     return SourceInferenceReport(
         accuracy=acc,
         chance=1.0 / c,
@@ -69,4 +73,5 @@ def source_inference(losses: torch.Tensor, true_client: torch.Tensor, client_ids
         n_tied=int((n_min > 1).sum()),
         per_client_accuracy=per_client,
         notes=notes,
+        accuracy_ci=ci,
     )

@@ -141,6 +141,11 @@ def _skip_reason(notes: dict, name: str) -> str:
     return why[len("skipped: "):] if why.startswith("skipped: ") else why
 
 
+def _at(mia: dict, strongest: str) -> dict:
+    level, variant = strongest.split("/")
+    return mia[level][variant]
+
+
 def _summary(report: dict) -> dict:
     """Flat, fixed-shape summary of the privacy section (what sweep tables read); full reports sit in ``reports``."""
     notes = report.get("notes", {})
@@ -168,14 +173,16 @@ def _summary(report: dict) -> dict:
         "gender_inference": ({"auc": gen["auc"], "accuracy": gen["accuracy"], "chance": gen["chance"],
                               "n_speakers": gen["n_groups"]} if gen else {"skipped": _skip_reason(notes, "gender")}),
         "linkage": ({"accuracy": link["accuracy"], "chance": link["chance"], "eer": link["eer"],
-                     "n_clients": link["n_enroll_clients"], "n_probes": link["n_probes"]} if link
+                     "accuracy_ci": link["accuracy_ci"], "n_clients": link["n_enroll_clients"],
+                     "n_probes": link["n_probes"]} if link
                     else {"skipped": _skip_reason(notes, "update_linkage")}),
         "update_gender": ({k: ug[k] for k in ("auc", "accuracy", "chance", "strongest", "n_items", "n_groups")}
                           if ug else {"skipped": _skip_reason(notes, "update_gender")}),
-        "source_inference": ({"accuracy": src["accuracy"], "chance": src["chance"], "n_clients": src["n_clients"],
-                              "n_utts": src["n_utts"]} if src
+        "source_inference": ({"accuracy": src["accuracy"], "chance": src["chance"], "accuracy_ci": src["accuracy_ci"],
+                              "n_clients": src["n_clients"], "n_utts": src["n_utts"]} if src
                              else {"skipped": _skip_reason(notes, "source_inference")}),
         "membership": ({"auc": mia["best_auc"], "strongest": mia["strongest"],
+                        "auc_ci": _at(mia, mia["strongest"])["auc_ci"],
                         "tpr_at_1fpr": max((s or {}).get("tpr_at_1pct_fpr", 0.0) for s in mia["utterance"].values()),
                         "n_member_speakers": mia["n_member_speakers"],
                         "n_nonmember_speakers": mia["n_nonmember_speakers"],

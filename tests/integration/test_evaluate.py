@@ -39,6 +39,10 @@ def test_evaluate_adds_privacy_and_fairness(tiny_hparams_overrides, tmp_path, ca
     si = p["source_inference"]
     assert si["accuracy"] > si["chance"]
     assert "accuracy" in p["linkage"] and "auc" in p["membership"]
+    for sec, key in (("source_inference", "accuracy"), ("linkage", "accuracy"), ("membership", "auc")):
+        ci = p[sec][f"{key}_ci"]  # every figure says what it rests on
+        assert ci is None or ci["low"] <= p[sec][key] <= ci["high"]
+    assert p["membership"]["auc_ci"]["unit"] == "speaker" and p["source_inference"]["n_clients"] >= 2
     assert set(p["strongest"]) >= {"speaker_identification", "source_inference", "membership"}
     # Full reports are kept, not only summaries.
     rep = p["reports"]

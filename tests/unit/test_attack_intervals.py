@@ -97,3 +97,43 @@ def test_eer_interval_matches_slow_expansion_and_skips_single_speaker_draws():
 def test_eer_interval_needs_trial_speakers():
     with pytest.raises(ValueError, match="speaker indices"):
         eer_interval(TrialScores(np.ones(2), np.zeros(2)), 2)
+
+
+def test_auc_interval_matches_slow_resampling_with_shared_speakers():
+    from speechfl.attackers.intervals import auc_interval
+    from speechfl.metrics.privacy import roc_auc
+
+    m, m_spk = np.array([0.9, 0.7, 0.2, 0.6]), ["a", "a", "b", "c"]
+    n, n_spk = np.array([0.3, 0.8, 0.1]), ["b", "d", "d"]  # b is on both sides (utterance-level)
+    ci = auc_interval(m, n, m_spk, n_spk, seed=5, n_boot=60)
+    units = ["a", "b", "c", "d"]
+    vals = []
+    for c in bootstrap_counts(4, 60, 5):
+        w = dict(zip(units, c))
+        mm = [s for s, u in zip(m, m_spk) for _ in range(w[u])]
+        nn = [s for s, u in zip(n, n_spk) for _ in range(w[u])]
+        if mm and nn:
+            vals.append(roc_auc(mm, nn))
+    assert ci.n_valid == len(vals) and ci.n_units == 4
+    assert (ci.low, ci.high) == pytest.approx(tuple(np.quantile(vals, [0.025, 0.975])))
+
+
+def test_membership_source_and_linkage_reports_carry_intervals():
+    from speechfl.attackers.linkage import update_linkage_attack
+    from speechfl.attackers.membership import membership_inference
+    from speechfl.attackers.source_inference import source_inference
+
+    rep = membership_inference([0.1, 0.2, 0.3, 0.15], [0.5, 0.6, 0.4], member_groups=["F"] * 4,
+                               nonmember_groups=["F"] * 3, member_speakers=["a", "a", "b", "c"],
+                               nonmember_speakers=["d", "e", "e"])
+    u = rep.utterance["threshold"]
+    assert u.n_speakers == 5 and u.auc_ci.low <= u.auc <= u.auc_ci.high == 1.0
+    assert rep.speaker["threshold"].auc_ci.n_units == 5
+    src = source_inference(torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.7, 0.1], [0.2, 0.3]]), torch.tensor([0, 1, 1, 1]),
+                           client_ids=["x", "y"])
+    assert src.accuracy_ci.n_units == 2 and src.accuracy_ci.unit == "client" and src.accuracy_ci.low <= src.accuracy <= src.accuracy_ci.high
+    g = torch.Generator().manual_seed(0)
+    own = {f"c{i}": torch.randn(50, generator=g) for i in range(4)}
+    link = update_linkage_attack({c: u + 0.1 * torch.randn(50, generator=g) for c, u in own.items()},
+                                 {c: u + 0.1 * torch.randn(50, generator=g) for c, u in own.items()})
+    assert link.accuracy_ci.n_units == 4 and link.accuracy_ci.unit == "client"

@@ -133,3 +133,10 @@ def test_membership_without_non_members_is_skipped_and_shared_speakers_are_a_cav
     m = run_privacy_suite(membership=mia, progress=False).membership.to_dict()
     assert "utterance-level membership only" in m["notes"]["caveat"]
     assert (m["n_member_speakers"], m["n_nonmember_speakers"], m["n_shared_speakers"]) == (2, 2, 1)
+
+
+def test_a_speaker_with_one_utterance_is_left_out_and_listed_not_fatal():
+    data = clusters()
+    keep = [i for i, u in enumerate(data.utt_ids) if not (data.spk_ids[i] == "s00" and not u.endswith("-0"))]
+    rep = run_privacy_suite(representations=data.subset(keep), families=("linear",), progress=False)
+    assert rep.speaker.excluded_speakers == ["s00"] and "excluded_speakers" in rep.speaker.notes
