@@ -46,6 +46,25 @@ def torchrun_command(processes: int, hparams_file: str, overrides) -> list:
             "-m", "speechfl.decentralized.dist_worker", str(hparams_file), *list(overrides)]
 
 
+def failure_summary(stderr_lines) -> str:
+    """One line from torchrun's stderr: which rank failed first and how, and what the survivors reported."""
+    import re
+
+    text = "".join(stderr_lines)
+    parts = []
+    root = text.split("Root Cause", 1)
+    if len(root) == 2:
+        rank = re.search(r"rank\s*:\s*(\d+)", root[1])
+        code = re.search(r"exitcode\s*:\s*(-?\d+)", root[1])
+        if rank:
+            parts.append(f"rank {rank.group(1)} failed first" + (f" (exit code {code.group(1)})" if code else ""))
+    parts += sorted({m.strip() for m in re.findall(r"gossip-dist: (rank \d+: .*)", text)})
+    if not parts:
+        tail = [ln.strip() for ln in stderr_lines if ln.strip()][-3:]
+        parts.append(" | ".join(tail) or "no output")
+    return "; ".join(parts)
+
+
 @register_engine("gossip-dist")
 def run_gossip_dist(setup, out: Path, progress: bool):
     """Start the ranks with torchrun on this machine, wait, and return rank 0's history and average model."""
@@ -61,10 +80,16 @@ def run_gossip_dist(setup, out: Path, progress: bool):
         result.unlink()
     cmd = torchrun_command(int(cfg.processes), setup.origin.hparams_file, setup.origin.overrides)
     env = dict(os.environ, OMP_NUM_THREADS="1", **{PARENT_ENV: "1"})
-    proc = subprocess.run(cmd, env=env, stdout=None if progress else subprocess.PIPE,
-                          stderr=None if progress else subprocess.PIPE, text=True)
-    if proc.returncode != 0 or not result.exists():
-        tail = "" if progress else "\n" + "\n".join((proc.stderr or "").strip().splitlines()[-15:])
-        raise RuntimeError(f"gossip-dist: torchrun exited with status {proc.returncode} ({' '.join(cmd)}){tail}")
+    proc = subprocess.Popen(cmd, env=env, stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    lines = []
+    for line in proc.stderr:  # stream the ranks' logs through, keep them for the failure summary
+        lines.append(line)
+        if progress:
+            sys.stderr.write(line)
+    status = proc.wait()
+    if status != 0 or not result.exists():
+        raise RuntimeError(f"gossip-dist: torchrun exited with status {status}: {failure_summary(lines)} "
+                           f"(command: {' '.join(cmd)})")
     saved = torch.load(result, weights_only=True)
     return saved["history"], saved["mean"]
