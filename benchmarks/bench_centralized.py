@@ -5,8 +5,9 @@ Usage::
     python benchmarks/bench_centralized.py                       # 160 x 40 corpus, budgets 60,120,300 s
     python benchmarks/bench_centralized.py --budgets 60 --threads 1 --encoder=conv_rnn
 
-Each budget is a separate run of ``recipes/LibriSpeech/ASR/CTC/train.py hparams/synthetic.yaml``
-with ``--max_train_seconds`` (checked between epochs, so a run may overshoot by part of an
+One run of ``recipes/LibriSpeech/ASR/CTC/train.py hparams/synthetic.yaml`` is trained up to each
+budget in turn (resumed from its latest checkpoint, tested with its best one; ``--separate``: a
+fresh run per budget), with ``--max_train_seconds`` (checked between epochs, so a run may overshoot by part of an
 epoch; the real training seconds are printed). On a shared machine pass ``--budget_clock=cpu``
 (the budget counts this process's CPU seconds) and ``--epoch_utterances=N`` (short epochs, so
 the budget is checked often). Feature extraction is done once beforehand and
@@ -69,6 +70,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch threads (issue target: 2 on a quiet machine)")
     p.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "synthetic_160x40")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    p.add_argument("--separate", action="store_true", help="one fresh run per budget (default: one run, "
+                   "resumed from its latest checkpoint up to each budget, tested with its best checkpoint)")
     args, extra = p.parse_known_args(argv)  # unknown --key=value go to the recipe (e.g. --lr=0.003)
     import torch
 
@@ -76,12 +79,18 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="bench_centralized_"))
     print(f"corpus {args.corpus} ({args.speakers} speakers x {args.utterances} utterances; test speakers unseen), "
           f"{args.threads} thread(s), recipe overrides {extra}")
-    n_mels = next((int(a.split("=", 1)[1]) for a in extra if a.startswith("--n_mels=")), 80)
+    from speechfl.experiment.hparams import load_hparams
+
+    n_mels = int(load_hparams(RECIPE / "hparams" / "synthetic.yaml", [a for a in extra if a.startswith("--")])["n_mels"])
     warm_feature_cache(args.corpus, args.speakers, args.utterances, n_mels)
-    rows = []
+    rows, done = [], 0.0
     for b in [float(x) for x in args.budgets.split(",")]:
         cpu0 = time.process_time()
-        res = run_budget(b, args.corpus, args.speakers, args.utterances, work / f"b{int(b)}", extra)
+        if args.separate:
+            res = run_budget(b, args.corpus, args.speakers, args.utterances, work / f"b{int(b)}", extra)
+        else:  # continue the previous budget's run (SpeechBrain resumes from its latest checkpoint)
+            res = run_budget(b - done, args.corpus, args.speakers, args.utterances, work / "run", extra)
+            done = b
         cpu = time.process_time() - cpu0
         t = res["test"]
         spread = speaker_spread(t)

@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 HPARAMS = ROOT / "recipes" / "LibriSpeech" / "ASR" / "federated" / "hparams" / "synthetic_fedavg.yaml"
-SMALL_MODEL = ["--channels=16", "--proj=96", "--hidden=96", "--layers=2"]
+SMALL_MODEL = ["--encoder=conv_rnn", "--channels=16", "--proj=96", "--hidden=96", "--layers=2"]
 
 
 def run(engine: str, args, out: Path) -> dict:
