@@ -72,6 +72,11 @@ class FederatedSetup:
 
                 transforms = build_data_transforms(self.data_attack, client_id=client_id, seed=self.seed,
                                                    rows=self.client_rows[client_id])
+            if self.hparams.get("anonymize"):  # client-side anonymization defense (before any data attack)
+                from speechfl.anonymization.defense import with_anonymizer
+
+                transforms = with_anonymizer(self.hparams["anonymize"], transforms, rows=self.client_rows[client_id],
+                                             seed=self.seed, sample_rate=self.corpus.cache.config.sample_rate)
             self._datasets[client_id] = make_dataset(
                 self.corpus.manifests["train"], self.corpus.tokenizer, self.corpus.cache,
                 transforms=transforms, ids=self.partition.utterances[client_id],
@@ -198,6 +203,10 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         data_attack = mal.get("data_attack")
         if update_attack is None and data_attack is None:
             raise ValueError("malicious clients configured without an attack or data_attack")
+    if hparams.get("anonymize"):
+        from speechfl.anonymization.defense import build_client_anonymizer
+
+        build_client_anonymizer(hparams["anonymize"], seed)  # bad names/params fail at setup
 
     dp_user = secagg = None
     if hparams.get("dp_user"):
