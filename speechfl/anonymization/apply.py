@@ -97,11 +97,12 @@ def plan(in_dir: Path, out_dir: Path) -> Tuple[List[Job], List[Tuple[Path, Path]
                 jobs.append(Job(src, out_dir / rel, utt, src.parent.parent.name))
             else:
                 copies.append((src, out_dir / rel))
-    ids = [j.utt_id for j in jobs]
-    if len(set(ids)) != len(ids):
-        dup = sorted({u for u in ids if ids.count(u) > 1})[:5]
-        raise AnonymizationError(f"{in_dir}: utterance ids appear twice ({', '.join(dup)}): seeds are drawn per "
-                                 "utterance id, so ids must be unique")
+    source: Dict[str, Path] = {}
+    for j in jobs:
+        # the same utterance listed by two Kaldi dirs is fine (same seed, same output); two audio files are not
+        if source.setdefault(j.utt_id, j.src.resolve()) != j.src.resolve():
+            raise AnonymizationError(f"{in_dir}: utterance id {j.utt_id} names two audio files ({source[j.utt_id]} "
+                                     f"and {j.src}): seeds are drawn per utterance id, so ids must be unique")
     return jobs, copies, scps
 
 
