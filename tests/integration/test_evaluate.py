@@ -100,8 +100,9 @@ def test_evaluate_one_gender_corpus_skips_gender_attacks_with_reason_and_writes_
             "--client={local_epochs: 1, batch_size: 4, optimizer: {name: adam, lr: 0.003}}"]
     run_federated(fed_hparams(tiny_hparams_overrides, out, *argv), str(FED_HPARAMS),
                   [*tiny_hparams_overrides, f"--output_folder={out}", *TINY_MODEL, *argv], progress=False)
-    res = evaluate_run(out, attackers=["linear"], progress=False)
+    res = evaluate_run(out, attackers=["linear"], baseline=str(out), progress=False)  # itself as the baseline
     p = json.loads((out / "results.json").read_text())["privacy"]
+    assert set(p["reports"]["scenarios"]) == {"ignorant", "lazy_informed", "semi_informed"}
     assert p == res["privacy"]
     for key in ("gender", "fbank_gender"):
         assert p["notes"][key].startswith("skipped:") and "['M']" in p["notes"][key]
