@@ -27,6 +27,13 @@ class Engine(str, Enum):
         """All training data in one client (no partition by speaker, no malicious clients)."""
         return self is Engine.CENTRALIZED
 
+    @property
+    def kind(self) -> str:
+        """results.json ``kind``: ``centralized``, ``decentralized`` (gossip) or ``federated``."""
+        if self.pooled:
+            return "centralized"
+        return "decentralized" if self in (Engine.GOSSIP, Engine.GOSSIP_DIST) else "federated"
+
     @classmethod
     def names(cls) -> list[str]:
         return [e.value for e in cls]

@@ -13,7 +13,7 @@ from speechfl.config import ExperimentConfig, check_output_writable
 from speechfl.experiment.results import (AttackSection, BackdoorResult, CommunicationSection, ConfigSection,
                                          ModelSection, PartitionSection, PrivacyBudgetSection, RunResults, TestSection,
                                          config_section, model_section)
-from speechfl.federated.engines import check_engine_available, get_engine
+from speechfl.federated.engines import ENGINE_SECTIONS, check_engine_available, get_engine
 from speechfl.federated.setup import FederatedSetup, RunOrigin, build_setup
 from speechfl.io import atomic_torch_save, atomic_write_json
 from speechfl.metrics.asr import records_to_dicts, summarize, transcribe
@@ -34,12 +34,22 @@ def run_federated(hparams: dict, hparams_file: str, overrides, progress: bool = 
     out = check_output_writable(config.output_folder)
     setup = build_setup(hparams, progress=progress, config=config)
     setup.origin = RunOrigin(str(hparams_file), overrides if isinstance(overrides, str) else tuple(overrides or ()))
-    history, global_flat = get_engine(config.engine)(setup, out, progress)
-    return finalize(setup, history, global_flat, hparams_file, overrides, out, time.time() - start)
+    result = get_engine(config.engine)(setup, out, progress)
+    history, global_flat, sections = (*result, {}) if len(result) == 2 else result
+    return finalize(setup, history, global_flat, hparams_file, overrides, out, time.time() - start,
+                    sections=sections)
 
 
-def finalize(setup: FederatedSetup, history, global_flat, hparams_file, overrides, out: Path, seconds: float) -> Dict:
-    """Test the final global model and write model.pt + results.json."""
+def finalize(setup: FederatedSetup, history, global_flat, hparams_file, overrides, out: Path, seconds: float,
+             sections: Optional[Dict] = None) -> Dict:
+    """Test the final global model and write model.pt + results.json.
+
+    ``sections``: extra results.json sections the engine owns (:data:`speechfl.federated.engines.ENGINE_SECTIONS`).
+    """
+    sections = dict(sections or {})
+    unknown = sorted(set(sections) - set(ENGINE_SECTIONS))
+    if unknown:
+        raise ValueError(f"engine returned unknown results section(s) {unknown}; engines may add {ENGINE_SECTIONS}")
     from speechfl.federated.update import load_flat_params
 
     # initial_model.pt: the parameters training started from (the calibrated membership attack's reference).
@@ -53,8 +63,10 @@ def finalize(setup: FederatedSetup, history, global_flat, hparams_file, override
     if setup.dp_user is not None and history:
         dp_budget = PrivacyBudgetSection(user_level_epsilon=history[-1]["epsilon"],
                                          delta=float(setup.hparams["dp_user"].get("delta", 1e-3)))
+    kind = setup.config.engine.kind if setup.config is not None else (
+        "centralized" if engine == "centralized" else "federated")
     results = RunResults(
-        kind="centralized" if engine == "centralized" else "federated",
+        kind=kind,
         engine=engine,
         config=ConfigSection.from_dict(config_section(hparams_file, overrides)),
         model=ModelSection.from_dict(model_section(setup.model)),
@@ -68,6 +80,7 @@ def finalize(setup: FederatedSetup, history, global_flat, hparams_file, override
         test=TestSection.from_dict(summarize(records)),
         attack=test_under_attack(setup),
         privacy_budget=dp_budget,
+        **sections,
     ).to_dict()
     atomic_write_json(out / "results.json", results)
     atomic_write_json(out / "test_utterances.json", records_to_dicts(records))

@@ -11,8 +11,11 @@ An engine is a function
 - ``progress``: show progress bars;
 - returns ``history`` (one dict per round, the ``rounds`` records of results.json)
   and ``global_flat`` (the final global parameters, a ``[d]`` tensor in
-  ``setup.layout`` order). :func:`speechfl.experiment.run.finalize` tests them and
-  writes results.json, the same for every engine.
+  ``setup.layout`` order), optionally followed by a third element: a mapping of
+  extra results.json sections the engine owns (``{"decentralized": {...}}`` for the
+  gossip engines; only sections of :class:`speechfl.experiment.results.RunResults`).
+  :func:`speechfl.experiment.run.finalize` tests the parameters and writes
+  results.json, the same for every engine.
 
 Registering a new engine is one decorator in its own module::
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple, Union
 
 import torch
 
@@ -41,7 +44,8 @@ from speechfl.registry import Registry
 if TYPE_CHECKING:
     from speechfl.federated.setup import FederatedSetup
 
-EngineResult = Tuple[List[dict], torch.Tensor]
+EngineResult = Union[Tuple[List[dict], torch.Tensor], Tuple[List[dict], torch.Tensor, Dict[str, Any]]]
+ENGINE_SECTIONS = ("decentralized",)  # results.json sections an engine may add (third element of its result)
 EngineFn = Callable[["FederatedSetup", Path, bool], EngineResult]
 
 ENGINES = Registry("engine")

@@ -64,3 +64,31 @@ def test_unknown_or_drifted_sections_are_refused_with_the_key(backdoor_run):
         RunResults.from_dict({**written, "attack": {**written["attack"], "backdoor_success": 0.5}})
     with pytest.raises(ResultsError, match=r"schema: 9 is not readable"):
         RunResults.from_dict({**written, "schema": 9})
+
+
+def test_an_engine_adds_its_own_section_and_only_known_ones(tiny_hparams_overrides, tmp_path, monkeypatch):
+    """A registered engine returning (history, params, {"decentralized": ...}) gets kind 'decentralized'."""
+    from speechfl.config import Engine
+    from speechfl.federated import engines
+
+    monkeypatch.setattr(engines.ENGINES, "_entries", {k: v for k, v in engines.ENGINES._entries.items()
+                                                      if k != "gossip"})
+    monkeypatch.setitem(engines.ENGINE_MODULES, Engine.GOSSIP, "speechfl.federated.engines")
+    extra = {"decentralized": {"topology": "ring"}}
+
+    @engines.register_engine("gossip")
+    def fake_gossip(setup, out, progress):
+        history, flat = engines.run_inprocess(setup, out, progress)
+        return history, flat, extra
+
+    argv = ["--engine=gossip", "--rounds=1", "--clients_per_round=2", "--eval_every=0",
+            "--client={local_epochs: null, local_steps: 1, batch_size: 8}"]
+    res = run_federated(fed_hparams(tiny_hparams_overrides, tmp_path / "a", *argv), str(FED_HPARAMS), argv,
+                        progress=False)
+    assert res["kind"] == "decentralized" and res["engine"] == "gossip" and res["decentralized"] == {"topology": "ring"}
+    assert RunResults.from_dict(res).to_dict() == res
+    extra.clear()
+    extra["gossip"] = {}
+    with pytest.raises(ValueError, match=r"unknown results section\(s\) \['gossip'\]; engines may add"):
+        run_federated(fed_hparams(tiny_hparams_overrides, tmp_path / "b", *argv), str(FED_HPARAMS), argv,
+                      progress=False)
