@@ -1,0 +1,232 @@
+"""Compression x privacy: what a curious server reconstructs from compressed updates, and the full study.
+
+Two parts:
+
+``--part reconstruction`` (default; a few minutes on one core): a small synthetic
+corpus (12 speakers x 12 utterances, 40 mel bands), the trade-off model
+(``ASRModel`` 40 mels, 16 channels, proj/hidden 128, one BiGRU layer, 0.23M
+parameters) pre-trained for ``--pretrain-steps`` Adam steps on every speaker's
+utterances 2.. (the global model), then per speaker two client updates on held-out
+utterances 0 and 1: FedSGD (one SGD step on one utterance, the client's own
+objective: SpeechBrain CTC, packed GRU, dropout on, clipping at 5) or ``--local-steps``
+SGD steps. Every update goes through every compressor of :data:`COMPRESSORS` and
+is attacked by :func:`speechfl.attackers.reconstruction.run_reconstruction`:
+character-set recovery, feature inversion (only on ``--inversion-views``: it is
+the expensive attack), local-model recovery and the footprint attack (indicator set:
+3 utterances of the dev speakers). Speaker identification of reconstructions uses
+an x-vector attacker trained on the reference utterances 2.. of every speaker.
+
+``--part study``: the full grid ``recipes/grids/compression_privacy.yaml``
+(compressors x threats through ``speechfl sweep`` + ``speechfl evaluate``), then its
+table. About 90 minutes on 2 cores; validated before anything runs.
+
+Example::
+
+    python benchmarks/bench_compression_privacy.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COMPRESSORS = {
+    "fp32": None,
+    "fp16": "fp16",
+    "qsgd8": {"name": "qsgd", "levels": 127},
+    "qsgd2": {"name": "qsgd", "levels": 1},
+    "sign_ef": {"name": "ef", "inner": {"name": "sign"}},
+    "topk10_ef": {"name": "ef", "inner": {"name": "topk", "fraction": 0.1}},
+    "topk1_ef": {"name": "ef", "inner": {"name": "topk", "fraction": 0.01}},
+    "randk10_shared": {"name": "randk", "fraction": 0.1, "unbiased": False},
+    "powersgd4_ef": {"name": "ef", "inner": {"name": "powersgd", "rank": 4}},
+}
+
+
+def load_corpus(root: Path, n_mels: int):
+    """Per speaker: list of (utt_id, fbank [T, n_mels], transcript), sorted; plus the split of each speaker."""
+    from speechbrain.lobes.features import Fbank
+
+    fbank = Fbank(n_mels=n_mels)
+    texts = {}
+    for tr in root.glob("*/*/*/*.trans.txt"):
+        for line in tr.read_text().splitlines():
+            uid, _, text = line.partition(" ")
+            texts[uid] = text
+    per_spk, split = {}, {}
+    for path in sorted(root.glob("*/*/*/*.flac")):
+        wav, _ = sf.read(str(path), dtype="float32")
+        with torch.no_grad():
+            feats = fbank(torch.from_numpy(wav).unsqueeze(0)).squeeze(0)
+        spk = path.stem.split("-")[0]
+        per_spk.setdefault(spk, []).append((path.stem, feats, texts[path.stem]))
+        split[spk] = path.parts[-4]
+    return per_spk, split
+
+
+def pretrain(model, items, tokenizer, steps: int, seed: int) -> None:
+    from speechfl.models.objective import ctc_objective
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=0.004)
+    model.train()
+    for _ in range(steps):
+        batch = [items[int(i)] for i in torch.randint(len(items), (4,), generator=gen)]
+        feats, lens, toks, tlens = pad_batch(batch, tokenizer)
+        opt.zero_grad()
+        ctc_objective(model(feats, lens), toks, tlens).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+
+def pad_batch(batch, tokenizer):
+    feats = [f for _, f, _ in batch]
+    toks = [torch.tensor(tokenizer.encode(t)) for _, _, t in batch]
+    T, L = max(f.shape[0] for f in feats), max(len(t) for t in toks)
+    x = torch.stack([torch.nn.functional.pad(f, (0, 0, 0, T - f.shape[0])) for f in feats])
+    y = torch.stack([torch.nn.functional.pad(t, (0, L - len(t))) for t in toks])
+    return (x, torch.tensor([f.shape[0] / T for f in feats]), y, torch.tensor([len(t) / L for t in toks]))
+
+
+def client_update(model, layout, global_flat, batch, tokenizer, steps: int, lr: float, seed: int) -> torch.Tensor:
+    """The client's update: ``steps`` SGD steps on ``batch`` with its training objective (dropout on, clip 5)."""
+    from speechfl.federated.update import flatten_params, load_flat_params
+    from speechfl.models.objective import ctc_objective
+
+    torch.manual_seed(seed)
+    load_flat_params(model, layout, global_flat)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    feats, lens, toks, tlens = pad_batch(batch, tokenizer)
+    for _ in range(steps):
+        opt.zero_grad()
+        ctc_objective(model(feats, lens), toks, tlens).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+    delta = flatten_params(model, layout) - global_flat
+    load_flat_params(model, layout, global_flat)
+    return delta
+
+
+def part_reconstruction(args) -> None:
+    from data_prep.speakers import read_speakers_txt
+    from data_prep.synthetic import generate_corpus
+    from speechfl.attackers.reconstruction import (AttackedUpdate, MatchConfig, ReconstructionConfig,
+                                                   ReconstructionInput, run_reconstruction)
+    from speechfl.attackers.types import UtteranceSet
+    from speechfl.data.tokenizer import CharTokenizer
+    from speechfl.federated.update import ParamLayout, flatten_params
+    from speechfl.models.asr import ASRModel
+
+    t0 = time.perf_counter()
+    corpus = args.corpus or Path(tempfile.mkdtemp(prefix="bench_cp_")) / "synthetic"
+    generate_corpus(corpus, n_speakers=args.speakers, n_utterances=args.utterances, seed=args.seed, progress=False)
+    genders = {s: v.gender for s, v in read_speakers_txt(corpus / "SPEAKERS.TXT").items()}
+    per_spk, split = load_corpus(corpus, 40)
+    tok = CharTokenizer()
+    torch.manual_seed(args.seed)
+    model = ASRModel(n_mels=40, vocab_size=len(tok), channels=16, proj=128, hidden=128, layers=1, dropout=0.05)
+    layout = ParamLayout.from_module(model)
+    attacked = sorted(s for s in per_spk if split[s] != "dev")
+    pool = [u for s in attacked for u in per_spk[s][2:]]
+    pretrain(model, pool, tok, args.pretrain_steps, args.seed)
+    global_flat = flatten_params(model, layout)
+    print(f"corpus {corpus} ({len(per_spk)} speakers), global model pre-trained {args.pretrain_steps} steps; "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+
+    updates = []
+    for rep in range(2):  # two updates per speaker: footprint targets
+        for s in attacked:
+            uid, feats, text = per_spk[s][rep]
+            delta = client_update(model, layout, global_flat, [(uid, feats, text)], tok, args.local_steps,
+                                  args.client_lr, seed=args.seed + rep)
+            updates.append(AttackedUpdate(client_id=s, speaker=s, delta=delta, tokens=[tok.encode(text)],
+                                          features=[feats]))
+    # invert the first update of the first --inversions speakers only
+    for k, u in enumerate(updates):
+        if k >= args.inversions:
+            u.features = None
+    ref = [(s, u) for s in attacked for u in per_spk[s][2:]]
+    reference = UtteranceSet(frames=[u[1] for _, u in ref], spk_ids=[s for s, _ in ref],
+                             genders=[genders[s] for s, _ in ref], utt_ids=[u[0] for _, u in ref])
+    indicator = [u[1] for s in sorted(per_spk) if split[s] == "dev" for u in per_spk[s][:3]]
+    inp = ReconstructionInput(model=model, layout=layout, global_flat=global_flat, updates=updates,
+                              reference=reference, indicator=indicator, tokenizer=tok)
+    match = MatchConfig(iterations=args.iterations, lr=0.1, tv_weight=args.tv, local_steps=args.local_steps,
+                        local_lr=args.client_lr)
+    views = [v for v in args.views.split(",")]
+    inv_views = set(args.inversion_views.split(","))
+    unknown = sorted((set(views) | inv_views) - set(COMPRESSORS))
+    if unknown:
+        raise SystemExit(f"unknown compressors {unknown}; valid: {', '.join(COMPRESSORS)}")
+    print(f"{len(updates)} updates ({len(attacked)} speakers x 2), {args.local_steps} local SGD step(s) of lr "
+          f"{args.client_lr}; {args.inversions} inverted per view, {args.iterations} iterations\n")
+    print(f"{'view':15s} {'bytes':>8s} | {'chars P':>7s} {'R':>5s} {'F1':>5s} {'exact':>5s} | "
+          f"{'lm relerr':>9s} {'cos':>5s} {'fp EER':>6s} | {'feat cos':>8s} {'rand':>5s} {'MSE':>5s} "
+          f"{'CER':>6s} {'CER0':>6s} {'spk@1':>5s} {'@5':>5s} {'orig@1':>6s} {'chance':>6s} {'s':>5s}")
+    for name in views:
+        threats = ("labels", "local_model", "inversion") if name in inv_views else ("labels", "local_model")
+        cfg = ReconstructionConfig(compressors={name: COMPRESSORS[name]}, threats=threats, match=match,
+                                   max_inversions=args.inversions, seed=args.seed)
+        rep = run_reconstruction(inp, cfg)
+        lab, lm = rep.labels[name], rep.local_model[name]
+        line = (f"{name:15s} {rep.notes[f'bytes/{name}'].split()[0]:>8s} | {lab.precision:7.3f} {lab.recall:5.3f} "
+                f"{lab.f1:5.3f} {lab.exact:5.2f} | {lm.relative_error:9.3f} {lm.cosine:5.3f} "
+                f"{_f(lm.footprint_eer)} |")
+        inv = rep.inversion.get(name)
+        if inv is not None:
+            line += (f" {inv.feature_cosine:8.3f} {inv.feature_cosine_random:5.2f} {inv.feature_mse:5.2f} "
+                     f"{_f(inv.cer)} {_f(inv.cer_original)} {_f(inv.speaker_top1, 5)} {_f(inv.speaker_top5, 5)} "
+                     f"{_f(inv.speaker_top1_original)} {_f(inv.speaker_chance)} {inv.seconds:5.0f}")
+        print(line, flush=True)
+    print(f"\nfootprint trials: {lm.n_target_trials} target / {lm.n_nontarget_trials} non-target; "
+          f"total {time.perf_counter() - t0:.0f} s")
+
+
+def _f(v, w: int = 6) -> str:
+    return f"{'n/a':>{w}s}" if v is None else f"{v:{w}.3f}"
+
+
+def part_study(args) -> None:
+    from speechfl.experiment.sweep import load_grid, run_sweep
+
+    grid_path = ROOT / "recipes" / "grids" / "compression_privacy.yaml"
+    grid = load_grid(grid_path)  # every cell validated before anything runs
+    print(f"{len(grid.cells)} cells: {', '.join(c.name for c in grid.cells)}", flush=True)
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench_cp_study_"))
+    res = run_sweep(grid_path, out, progress=False)
+    print((out / "table.md").read_text())
+    print(f"{res}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--part", choices=("reconstruction", "study"), default="reconstruction")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--corpus", type=Path, default=None, help="synthetic corpus folder (generated if absent)")
+    p.add_argument("--out", type=Path, default=None, help="study: sweep output folder")
+    p.add_argument("--speakers", type=int, default=12)
+    p.add_argument("--utterances", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pretrain-steps", type=int, default=150)
+    p.add_argument("--local-steps", type=int, default=1)
+    p.add_argument("--client-lr", type=float, default=0.1)
+    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--tv", type=float, default=1e-2)
+    p.add_argument("--inversions", type=int, default=2, help="updates inverted per view")
+    p.add_argument("--views", default=",".join(COMPRESSORS))
+    p.add_argument("--inversion-views", default="fp32,sign_ef,topk1_ef")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    (part_study if args.part == "study" else part_reconstruction)(args)
+
+
+if __name__ == "__main__":
+    main()
