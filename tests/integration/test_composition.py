@@ -101,7 +101,7 @@ def test_dp_user_with_secagg_is_distributed_dp(tiny_hparams_overrides, tmp_path,
     clipped_sum = seen["secagg"].unmask_sum(masked, rec["clients"], 1)
     noise = seen["agg"].delta * 4 - clipped_sum  # released = (sum + N(0, (zC)^2 I)) / m, m = 4
     assert float(noise.std()) == pytest.approx(Z * C, rel=0.05)
-    assert float(clipped_sum.abs().max()) <= C + 1e-5  # each client's vector had norm <= C before masking
+    assert float(clipped_sum.norm()) <= 4 * C + 1e-3  # each client's vector had norm <= C before masking
     assert rec["dp"]["clip"] == C and rec["dp"]["clipped_by"] == "clients"
     assert rec["epsilon"] > 0 and res["privacy_budget"]["user_level_epsilon"] == rec["epsilon"]
     assert rec["bytes_up"] == 4 * 8 * clipped_sum.numel()  # int64 masked vectors
