@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
-from speechfl.data.dataset import DataTransforms, make_dataset, make_loader, read_manifest
-from speechfl.data.partition import Partition, partition_speakers, pooled_partition
 from speechfl.config import ExperimentConfig, build_components, check_against_partition
 from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompressor
+from speechfl.data.dataset import DataTransforms, make_dataset, make_loader, read_manifest
+from speechfl.data.partition import Partition, partition_speakers, pooled_partition
 from speechfl.experiment.corpus import Corpus, prepare_corpus
 from speechfl.federated.client import ClientConfig
 from speechfl.federated.update import ParamLayout, flatten_params
 from speechfl.registry import require_keys
 
 CLIENT_KEYS = set(ClientConfig.__dataclass_fields__)
+
+if TYPE_CHECKING:  # heavy or optional modules, imported by build_setup only when the mechanism is on
+    from speechfl.privacy.dp_user import DPFedAvg
+    from speechfl.privacy.secagg import SecureAggregation
+    from speechfl.robustness.attacks.base import UpdateAttack
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,11 @@ class FederatedSetup:
     robust: RobustAggregator
     server_optimizer: ServerStep
     malicious: Set[str]
-    update_attack: object
+    update_attack: Optional[UpdateAttack]
     data_attack: Optional[dict]
-    dp_user: object
+    dp_user: Optional[DPFedAvg]
     dp_sample_spec: Optional[dict]
-    secagg: object
+    secagg: Optional[SecureAggregation]
     label_maps: Dict[str, Dict[str, int]]
     client_rows: Dict[str, List[dict]] = field(default_factory=dict)
     genders: Dict[str, str] = field(default_factory=dict)
