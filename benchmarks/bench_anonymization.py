@@ -21,11 +21,17 @@ semi-informed; ASV on original speech EER <= 5%. Example::
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+
+def _cpu_seconds() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main(argv=None) -> int:
@@ -50,6 +56,7 @@ def main(argv=None) -> int:
     generate_corpus(original, n_speakers=args.speakers, n_utterances=args.utterances, seed=args.seed,
                     split_fractions=(0.5, 0.25, 0.25), progress=False)
     t_gen = time.time() - t0
+    cpu0 = _cpu_seconds()
     t0 = time.time()
     summary = anonymize_corpus(original, anonymized, {"name": "mcadams", "seed": args.seed}, workers=2, progress=False)
     t_anon = time.time() - t0
@@ -58,6 +65,7 @@ def main(argv=None) -> int:
                                                 attacker=args.attacker, seed=args.seed, asr_run=args.asr_run),
                                      progress=False)
     t_eval = time.time() - t0
+    cpu = _cpu_seconds() - cpu0
 
     n_utts = summary.written + summary.skipped
     print(f"corpus: {args.speakers} speakers x {args.utterances} utterances = {n_utts} utterances "
@@ -83,7 +91,8 @@ def main(argv=None) -> int:
     total = t_anon + t_eval
     print(f"seconds: anonymize {t_anon:.0f}, evaluate {t_eval:.0f} (ASV training+embedding "
           f"{results['seconds']['asv']:.0f}, scenarios {results['seconds']['privacy']:.1f}, utility "
-          f"{results['seconds']['utility']:.0f}); total {total:.0f} s = {total / 60:.1f} min on {args.threads} threads")
+          f"{results['seconds']['utility']:.0f}); total {total:.0f} s = {total / 60:.1f} min wall on {args.threads} threads, "
+          f"{cpu:.0f} CPU-seconds (this process and its workers; the machine may be shared)")
     orig = results["privacy"]["original"]["pooled"]["all"]["eer"]
     ign = results["privacy"]["ignorant"]["pooled"]["all"]["eer"]
     semi = results["privacy"]["semi_informed"]["pooled"]["all"]["eer"]

@@ -158,3 +158,26 @@ def test_load_corpora_consistency_errors(tmp_path):
         EvalConfig(original="o", anonymized="a", out="x", train_original="t")
     with pytest.raises(Exception, match="valid parameters"):
         EvalConfig(original="o", anonymized="a", out="x", attacker_params={"depth": 3})
+
+
+def test_report_files_from_results(tmp_path):
+    from speechfl.anonymization.report import privacy_utility_points, write_report
+
+    block = {"all": {"eer": 0.3, "linkability": 0.4, "n_target": 5, "n_nontarget": 9},
+             "F": {"eer": 0.25, "linkability": 0.5, "n_target": 3, "n_nontarget": 4}, "M": None}
+    priv = {s.name: {"enroll": s.enroll, "trial": s.trial, "asv": s.asv, "pooled": block, "by_split": {"test": block}}
+            for s in SCENARIOS}
+    results = {"config": {"original": "o", "anonymized": "corpora/anon", "attacker": "ecapa", "lda_dim": 150, "seed": 0},
+               "corpora": {"test": {"utterances": 10, "speakers": 2, "enroll_utterances": 2, "target": 5,
+                                    "nontarget": 9, "trials_source": "generated"}},
+               "privacy": priv, "utility": {"rho_f0": {"rho_f0": 0.7, "n_utterances": 4, "n_skipped": 0},
+                                            "gvd": {"gvd_db": -2.0}, "asr": {"reason": "no --asr-run given"}},
+               "seconds": {"total": 1.0, "asv": 0.5}}
+    files = write_report(results, tmp_path)
+    md = files["md"].read_text()
+    assert "| semi_informed | anonymized | anonymized | anonymized | 30.00 | 25.00 | n/a | 0.400 |" in md
+    assert "ASR: not computed: no --asr-run given" in md
+    html_text = files["html"].read_text()
+    assert html_text.count("data:image/png;base64,") == 2 and "<td>ignorant</td>" in html_text
+    label, points = privacy_utility_points(results)
+    assert label.startswith("rho_F0") and points == [("original", 0.3, 1.0), ("anonymized", 0.3, 0.7)]
