@@ -318,17 +318,20 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
         ref = losses_of(model, members + nonmembers)
     model.load_state_dict(run.state)
 
-    # Representations and Fbank of every speaker (capped), each utterance once.
-    parts = [extract(model, corpus.manifests[role], cap_per_speaker(roles.rows[role], max_per_speaker), corpus, device)
-             for role in ROLES if roles.rows[role]]
+    # Representations and Fbank of every speaker, each utterance once, capped per speaker over all roles
+    # (a speaker in both dev and test is not attacked twice as often).
+    attacked = set(cap_per_speaker([r for role in ROLES for r in roles.rows[role]], max_per_speaker))
+    by_role = {role: [r["ID"] for r in sorted(roles.rows[role], key=lambda r: (r["spk_id"], r["ID"]))
+                      if r["ID"] in attacked] for role in ROLES}
+    parts = [extract(model, corpus.manifests[role], by_role[role], corpus, device) for role in ROLES if by_role[role]]
     reps, fbank = _concat([p[0] for p in parts]), _concat([p[1] for p in parts])
     base_reps = None
     if baseline:
         base = load_finished_run(baseline)
         bmodel = base.hparams["model"].to(device)
         bmodel.load_state_dict({k: v for k, v in base.state.items() if not k.startswith("adversary.")})
-        base_reps = _concat([extract(bmodel, corpus.manifests[role], cap_per_speaker(roles.rows[role], max_per_speaker),
-                                     corpus, device)[0] for role in ROLES if roles.rows[role]])
+        base_reps = _concat([extract(bmodel, corpus.manifests[role], by_role[role], corpus, device)[0]
+                             for role in ROLES if by_role[role]])
 
     fin = losses_of(model, members + nonmembers)
     meta = {r["ID"]: r for rs in roles.rows.values() for r in rs}
