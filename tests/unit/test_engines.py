@@ -19,7 +19,8 @@ def test_every_engine_name_has_a_module_and_unknown_names_are_listed():
 
 
 def test_registering_is_one_decorator_and_names_outside_the_enum_are_refused(monkeypatch):
-    monkeypatch.setattr(engines.ENGINES, "_entries", dict(engines.ENGINES._entries))
+    monkeypatch.setattr(engines.ENGINES, "_entries", {k: v for k, v in engines.ENGINES._entries.items()
+                                                      if k != "gossip-dist"})  # the real one may be loaded
 
     @register_engine("gossip-dist")
     def fake(setup, out, progress):
