@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from speechfl.compression.base import COMPRESSORS, CompressionContext, Compressor
-from speechfl.compression.wire import Reader, buffer
+from speechfl.compression.wire import CompressionError, Reader, buffer
 
 BF16_NAN = np.uint16(0x7FC0)
 
@@ -38,7 +38,8 @@ class _Cast(Compressor):
     """Body = ``d`` 16-bit values (``12 + 2 d`` bytes in all).
 
     NaN and Inf pass through; a *finite* value that overflows the 16-bit range
-    raises ``ValueError`` instead of silently becoming Inf.
+    raises :class:`CompressionError` (the client's update cannot be encoded: the round rejects it) instead of
+    silently becoming Inf.
     """
 
     accepts_nonfinite = True
@@ -60,7 +61,7 @@ class _Cast(Compressor):
             overflow = inf & np.isfinite(x)
             if overflow.any():
                 i = int(np.flatnonzero(overflow)[0])
-                raise ValueError(
+                raise CompressionError(
                     f"{self.name}: {int(overflow.sum())} finite values overflow {self.name} "
                     f"(e.g. x[{i}] = {float(x[i])!r}); use identity or scale the update"
                 )

@@ -15,7 +15,7 @@ import numpy as np
 
 
 class CompressionError(ValueError):
-    """A payload is malformed: truncated, padded, wrong header, wrong sizes or codes."""
+    """A payload is malformed (truncated, padded, wrong header, sizes or codes), or an update cannot be encoded."""
 
 
 class Reader:

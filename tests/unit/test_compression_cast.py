@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechfl.compression import CompressionContext, get_compressor
+from speechfl.compression import CompressionContext, CompressionError, get_compressor
 
 
 @pytest.mark.parametrize("name,dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
@@ -24,7 +24,7 @@ def test_cast_round_trip_equals_torch_cast(name, dtype):
 
 def test_fp16_overflow_is_an_error_not_inf():
     x = torch.tensor([1.0, 70000.0, -2.0])
-    with pytest.raises(ValueError, match=r"1 finite values overflow fp16 \(e.g. x\[1\] = 70000.0\)"):
+    with pytest.raises(CompressionError, match=r"1 finite values overflow fp16 \(e.g. x\[1\] = 70000.0\)"):
         get_compressor("fp16").encode(x, {}, CompressionContext.flat(3))
     ctx = CompressionContext.flat(3)
     out = get_compressor("bf16").decode(get_compressor("bf16").encode(x, {}, ctx), ctx)
