@@ -11,8 +11,8 @@ Layout read (a VoicePrivacy ``data/<set>`` folder, or any Kaldi data dir)::
 
 The manifest has the columns of :mod:`data_prep.librispeech` (``ID, duration, wav, spk_id,
 gender, wrd, chapter, sample_rate``; ``chapter`` is ``-``). Without ``text`` every ``wrd`` is
-empty and the manifest is *privacy-only*: its sidecar ``<name>.meta.json`` says so, and
-ASR training refuses it (:func:`is_privacy_only`). Unsupported Kaldi features are refused with
+empty and the manifest is *privacy-only*: its sidecar ``<name>.meta.json`` says so
+(:func:`is_privacy_only`; ASR code must check it, the token pipeline would see empty transcripts). Unsupported Kaldi features are refused with
 a clear error: ``segments`` (sub-utterance ranges) and pipe commands in ``wav.scp``
 (``sox ... |``). Every error names the file and line.
 """

@@ -137,3 +137,26 @@ def test_load_split_kaldi_with_lists_and_librispeech_without_text(tmp_path):
     assert not load_split(lib, "test").has_text  # speaker 12 has no transcripts: privacy-only
     with pytest.raises(DataPrepError, match="no split 'train'"):
         load_split(lib, "train")
+
+
+def test_privacy_only_split_manifest_and_feature_pipeline(tmp_path):
+    import torch
+
+    from data_prep.kaldi import is_privacy_only
+    from speechfl.anonymization.features import feature_dataset, write_split_manifest
+    from speechfl.data.dataset import make_dataset
+    from speechfl.data.features import FeatureCache, FeatureConfig
+    from speechfl.data.tokenizer import CharTokenizer
+
+    lib = tmp_path / "libri"
+    for spk in ("11", "12"):
+        _wav(lib / "dev" / spk / "7" / f"{spk}-7-0.flac", n=4000)
+    csv_path = write_split_manifest(lib, "dev", tmp_path / "m")
+    assert is_privacy_only(csv_path)
+    cache = FeatureCache(FeatureConfig(n_mels=40))
+    ds = feature_dataset(csv_path, cache)
+    item = ds[0]
+    assert set(item) == {"id", "spk_id", "gender", "feats"} and item["feats"].shape == (26, 40)
+    torch.testing.assert_close(item["feats"], cache.get(str((lib / "dev" / "11" / "7" / "11-7-0.flac").resolve())))
+    # the ASR pipeline would see empty transcripts: is_privacy_only is how a trainer must tell
+    assert make_dataset(csv_path, CharTokenizer(), cache)[0]["wrd"] == ""
