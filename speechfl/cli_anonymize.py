@@ -13,7 +13,6 @@ listing the valid ones.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 

@@ -52,7 +52,7 @@ def _trial_files(dirs: List[Path]) -> Dict[str, Tuple[Path, ...]]:
     return {k: tuple(v) for k, v in found.items()}
 
 
-def _scan_librispeech(split_dir: Path, root: Path) -> Tuple[List[dict], bool]:
+def _scan_librispeech(split_dir: Path) -> Tuple[List[dict], bool]:
     speakers_path = find_speakers_txt(split_dir)
     speakers = read_speakers_txt(speakers_path) if speakers_path is not None else {}
     rows, texts, chapters_without_text = [], {}, 0
@@ -105,7 +105,7 @@ def load_split(root, name: str) -> SplitData:
                 merged.setdefault(r["ID"], r)
         return SplitData(name, tuple(merged.values()), all(p.has_text for p in parts), _trial_files(vpc))
     if direct.is_dir():
-        rows, has_text = _scan_librispeech(direct, root)
+        rows, has_text = _scan_librispeech(direct)
         if not rows:
             raise DataPrepError(f"split folder {direct} holds no audio at <spk>/<chapter>/*.flac|.wav")
         return SplitData(name, tuple(rows), has_text, _trial_files([direct]))
