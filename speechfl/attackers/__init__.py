@@ -13,13 +13,14 @@ from speechfl.attackers.scenarios import SCENARIOS, scenario_attacks
 from speechfl.attackers.source_inference import source_inference
 from speechfl.attackers.speaker_id import DEFAULT_FAMILIES, speaker_attacks
 from speechfl.attackers.suite import PrivacySuiteReport, fairness_section, run_privacy_suite
-from speechfl.attackers.types import UtteranceSet
+from speechfl.attackers.types import AttackPrecondition, UtteranceSet
 
 __all__ = [
     "SPEAKER_ATTACKERS",
     "DEFAULT_FAMILIES",
     "SCENARIOS",
     "UtteranceSet",
+    "AttackPrecondition",
     "speaker_attacks",
     "scenario_attacks",
     "gender_attack",
