@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from speechfl.attackers.base import seeded, train_full_batch, train_lbfgs
+from speechfl.attackers.intervals import auc_interval
 from speechfl.attackers.pooling import Standardizer, mean_std_pool
 from speechfl.attackers.reports import GenderAttackReport, GenderFamilyResult
 from speechfl.attackers.sketch import count_sketch, stack_updates
@@ -103,6 +104,7 @@ def binary_attribute_attack(
     folds = grouped_folds(list(groups), list(labels), n_folds, seed=seed)
     y = torch.tensor([classes.index(lab) for lab in labels], dtype=torch.long)
     results: Dict[str, GenderFamilyResult] = {}
+    oof: Dict[str, np.ndarray] = {}
     for f in families:
         t0 = time.perf_counter()
         score = np.zeros(len(labels))
@@ -111,6 +113,7 @@ def binary_attribute_attack(
             norm = Standardizer.fit(x[train_idx])
             score[test_idx] = _fold_scores(f, norm(x[train_idx]), y[train_idx], norm(x[test_idx]), seed + k, steps)
         yn = y.numpy()
+        oof[f] = score
         pred = (score <= 0).astype(int)
         auc = roc_auc(score[yn == 0], score[yn == 1])
         results[f] = GenderFamilyResult(
@@ -121,6 +124,8 @@ def binary_attribute_attack(
         )
     best = max(results, key=lambda f: (results[f].auc, -list(results).index(f)))
     counts = np.bincount(y.numpy(), minlength=2)
+    yn, grp = y.numpy(), np.asarray(groups)
+    ci = auc_interval(oof[best][yn == 0], oof[best][yn == 1], grp[yn == 0], grp[yn == 1], seed=seed)
     return GenderAttackReport(
         families=results,
         strongest=best,
@@ -132,6 +137,7 @@ def binary_attribute_attack(
         n_items=len(labels),
         n_groups=len(set(groups)),
         n_folds=n_folds,
+        auc_ci=ci,
     )
 
 

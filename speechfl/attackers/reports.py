@@ -135,6 +135,7 @@ class GenderAttackReport(_Report):
     n_groups: int
     n_folds: int
     notes: Dict[str, str] = field(default_factory=dict)
+    auc_ci: Optional[BootstrapCI] = None  # strongest family, 95% bootstrap over speakers/clients (``n_groups``)
 
 
 @dataclass

@@ -43,8 +43,9 @@ def privacy_summary(report: dict) -> dict:
     return {
         "representations": {"strongest": strongest_of(report.get("speaker"), "speaker")},
         "fbank": {"strongest": strongest_of(report.get("fbank_speaker"), "fbank_speaker")},
-        "gender_inference": ({"auc": gen["auc"], "accuracy": gen["accuracy"], "chance": gen["chance"],
-                              "n_speakers": gen["n_groups"]} if gen else {"skipped": _skip_reason(notes, "gender")}),
+        "gender_inference": ({"auc": gen["auc"], "auc_ci": gen["auc_ci"], "accuracy": gen["accuracy"],
+                              "chance": gen["chance"], "n_speakers": gen["n_groups"]}
+                             if gen else {"skipped": _skip_reason(notes, "gender")}),
         "linkage": ({"accuracy": link["accuracy"], "chance": link["chance"], "eer": link["eer"],
                      "accuracy_ci": link["accuracy_ci"], "n_clients": link["n_enroll_clients"],
                      "n_probes": link["n_probes"]} if link

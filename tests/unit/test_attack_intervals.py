@@ -137,3 +137,11 @@ def test_membership_source_and_linkage_reports_carry_intervals():
     link = update_linkage_attack({c: u + 0.1 * torch.randn(50, generator=g) for c, u in own.items()},
                                  {c: u + 0.1 * torch.randn(50, generator=g) for c, u in own.items()})
     assert link.accuracy_ci.n_units == 4 and link.accuracy_ci.unit == "client"
+
+
+def test_gender_report_auc_interval_over_speakers():
+    from speechfl.attackers.gender import gender_attack
+
+    data = clusters(8)
+    rep = gender_attack(data, families=("lda",))
+    assert rep.auc_ci.n_units == 8 and rep.auc_ci.low <= rep.auc <= rep.auc_ci.high
