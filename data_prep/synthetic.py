@@ -7,7 +7,10 @@
     out_dir/{train,dev,test}/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac     (16 kHz mono int16)
 
 Speakers are gender balanced overall and within every split, and the splits are speaker
-disjoint. Every speaker is a distinct voice: (language/accent, variant, pitch, range, rate),
+disjoint; ``female_fraction`` (and per-gender ``utterances_female``/``utterances_male``) makes
+the *training* split deliberately imbalanced while dev and test stay balanced, so a gender gap
+can be created and measured. The accent of a speaker is its espeak-ng language voice, written
+in the NAME field of SPEAKERS.TXT and read back by :func:`read_accents`. Every speaker is a distinct voice: (language/accent, variant, pitch, range, rate),
 with the variant's gender as the speaker's gender, and reads its own sentences from
 :mod:`data_prep.text`. The same configuration gives the same bytes: each speaker is
 synthesized on a fresh :class:`~data_prep.espeak.EspeakEngine` (no state carried between
@@ -92,15 +95,47 @@ def split_sizes(n_speakers, split_fractions=(0.67, 0.165, 0.165)):
     return n_train, n_dev, n_test
 
 
-def plan_speakers(n_speakers, seed=0, split_fractions=(0.67, 0.165, 0.165)):
+def check_fraction(female_fraction):
+    """``None`` or a float in [0, 1]; anything else raises ValueError."""
+    if female_fraction is None:
+        return None
+    if isinstance(female_fraction, bool) or not isinstance(female_fraction, (int, float)) \
+            or not 0.0 <= float(female_fraction) <= 1.0:
+        raise ValueError(f"female_fraction must be a number in [0, 1] or None, got {female_fraction!r}")
+    return float(female_fraction)
+
+
+def gender_sequence(sizes, female_fraction=None):
+    """Genders of the speakers in plan order (train block, then dev, then test).
+
+    ``None``: F, M, F, ... over the whole list (the balanced default). Otherwise the train
+    split gets ``round(female_fraction * n_train)`` female speakers spread evenly through it
+    (speaker ``i`` is female when ``floor((i+1) f) > floor(i f)`` with ``f = n_female/n_train``),
+    and dev and test alternate F, M, ... within each split (balanced evaluation).
+    """
+    n_speakers = sum(sizes)
+    if female_fraction is None:
+        return ["F" if index % 2 == 0 else "M" for index in range(n_speakers)]
+    n_train = sizes[0]
+    n_female = round(check_fraction(female_fraction) * n_train)
+    genders = ["F" if ((i + 1) * n_female) // n_train > (i * n_female) // n_train else "M" for i in range(n_train)]
+    for size in sizes[1:]:
+        genders += ["F" if index % 2 == 0 else "M" for index in range(size)]
+    return genders
+
+
+def plan_speakers(n_speakers, seed=0, split_fractions=(0.67, 0.165, 0.165), female_fraction=None):
     """Choose every speaker's id, gender, split and distinct voice.
 
     Genders alternate F, M, F, ... and the splits take consecutive blocks, so every split is
-    balanced to within one speaker. (language, variant) pairs cycle through shuffled lists so
+    balanced to within one speaker; with ``female_fraction`` the train split holds
+    ``round(female_fraction * n_train)`` female speakers instead (:func:`gender_sequence`).
+    (language, variant) pairs cycle through shuffled lists so
     that pairs repeat only after all are used; pitch, range and rate are drawn uniformly, and the
     full voice tuple is unique.
     """
     sizes = split_sizes(n_speakers, split_fractions)
+    genders = gender_sequence(sizes, female_fraction)
     rng = random.Random(f"speechfl-synthetic-voices-{seed}")
     variants = {"F": list(FEMALE_VARIANTS), "M": list(MALE_VARIANTS)}
     languages = {"F": list(LANGUAGES), "M": list(LANGUAGES)}
@@ -110,7 +145,7 @@ def plan_speakers(n_speakers, seed=0, split_fractions=(0.67, 0.165, 0.165)):
     split_of = [split for split, size in zip(SPLITS, sizes) for _ in range(size)]
     speakers, seen, count = [], set(), {"F": 0, "M": 0}
     for index in range(n_speakers):
-        gender = "F" if index % 2 == 0 else "M"
+        gender = genders[index]
         k = count[gender]
         count[gender] += 1
         n_var, n_lang = len(variants[gender]), len(languages[gender])
@@ -150,9 +185,38 @@ def flac_bytes(audio, sample_rate=SAMPLE_RATE):
     return buffer.getvalue()
 
 
-def _config(n_speakers, n_utterances, seed, split_fractions):
-    return {"generator": "speechfl-synthetic", "version": GENERATOR_VERSION, "n_speakers": n_speakers,
-            "n_utterances": n_utterances, "seed": seed, "split_fractions": [float(f) for f in split_fractions]}
+def _config(n_speakers, n_utterances, seed, split_fractions, imbalance=None):
+    config = {"generator": "speechfl-synthetic", "version": GENERATOR_VERSION, "n_speakers": n_speakers,
+              "n_utterances": n_utterances, "seed": seed, "split_fractions": [float(f) for f in split_fractions]}
+    # only set keys enter the marker, so balanced corpora made before these options stay valid
+    config.update({key: value for key, value in (imbalance or {}).items() if value is not None})
+    return config
+
+
+def utterance_counts(speakers, n_utterances, utterances_female=None, utterances_male=None):
+    """Utterances per speaker: the per-gender count for train speakers when given, else ``n_utterances``."""
+    per_gender = {"F": utterances_female, "M": utterances_male}
+    return [per_gender[s.gender] if s.split == "train" and per_gender[s.gender] is not None else n_utterances
+            for s in speakers]
+
+
+def read_accents(speakers_txt):
+    """Speaker id -> accent (the espeak-ng language voice) from a synthetic corpus's SPEAKERS.TXT.
+
+    The NAME field reads ``espeak-ng <language>+<variant> pitch ...``; the language voice
+    (``en-us``, ``en-gb-scotland``, ...) is the speaker's accent group. Raises DataPrepError
+    (file and line named) on a NAME that is not in this form.
+    """
+    from data_prep.speakers import read_speakers_txt
+
+    accents = {}
+    for spk_id, info in read_speakers_txt(speakers_txt).items():
+        fields = info.name.split()
+        if len(fields) < 2 or fields[0] != "espeak-ng" or fields[1].split("+")[0] not in LANGUAGES:
+            raise DataPrepError(f"{speakers_txt}: speaker {spk_id}: NAME {info.name!r} is not "
+                                "'espeak-ng <language>+<variant> ...' (not a synthetic corpus)")
+        accents[spk_id] = fields[1].split("+")[0]
+    return accents
 
 
 def _check_out_dir(out_dir, config):
@@ -225,7 +289,8 @@ def _synthesize_speaker(speaker, index, n_utterances, seed, out_dir, bar):
 
 
 def generate_corpus(out_dir, n_speakers=DEFAULT_SPEAKERS, n_utterances=DEFAULT_UTTERANCES, seed=0,
-                    split_fractions=(0.67, 0.165, 0.165), progress=True, workers=None):
+                    split_fractions=(0.67, 0.165, 0.165), progress=True, workers=None, female_fraction=None,
+                    utterances_female=None, utterances_male=None):
     """Synthesize the embedded corpus in the LibriSpeech layout (idempotent).
 
     Parameters
@@ -246,6 +311,11 @@ def generate_corpus(out_dir, n_speakers=DEFAULT_SPEAKERS, n_utterances=DEFAULT_U
     workers : int or None
         Speakers synthesized in parallel threads (espeak runs without the GIL; each speaker has
         its own engine, so the bytes do not depend on it). None: ``min(4, os.cpu_count())``.
+    female_fraction : float or None
+        Fraction of female speakers in the *train* split (``round(f * n_train)`` of them,
+        spread evenly); dev and test stay balanced. None: balanced everywhere.
+    utterances_female, utterances_male : int or None
+        Utterances of each female / male *train* speaker (dev and test keep ``n_utterances``).
 
     Returns
     -------
@@ -260,9 +330,16 @@ def generate_corpus(out_dir, n_speakers=DEFAULT_SPEAKERS, n_utterances=DEFAULT_U
         workers = min(4, os.cpu_count() or 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be a positive int or None, got {workers!r}")
-    speakers = plan_speakers(n_speakers, seed, split_fractions)
+    for key, value in (("utterances_female", utterances_female), ("utterances_male", utterances_male)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{key} must be a positive int or None, got {value!r}")
+    female_fraction = check_fraction(female_fraction)
+    speakers = plan_speakers(n_speakers, seed, split_fractions, female_fraction=female_fraction)
+    counts = utterance_counts(speakers, n_utterances, utterances_female, utterances_male)
     out_dir = Path(out_dir).resolve()
-    config = _config(n_speakers, n_utterances, seed, split_fractions)
+    config = _config(n_speakers, n_utterances, seed, split_fractions,
+                     {"female_fraction": female_fraction, "utterances_female": utterances_female,
+                      "utterances_male": utterances_male})
     if _check_out_dir(out_dir, config):
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -270,10 +347,10 @@ def generate_corpus(out_dir, n_speakers=DEFAULT_SPEAKERS, n_utterances=DEFAULT_U
     with EspeakEngine() as probe:
         version = probe.version
     write_marker(out_dir / MARKER_NAME, {"config": config, "complete": False, "espeak_ng": version})
-    with tqdm(total=n_speakers * n_utterances, desc="synthesizing", unit="utt", disable=not progress) as bar, \
+    with tqdm(total=sum(counts), desc="synthesizing", unit="utt", disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_synthesize_speaker, speaker, index, n_utterances, seed, out_dir, bar)
-                   for index, speaker in enumerate(speakers)]
+        futures = [pool.submit(_synthesize_speaker, speaker, index, count, seed, out_dir, bar)
+                   for index, (speaker, count) in enumerate(zip(speakers, counts))]
         minutes = {speaker.spk_id: future.result() / 60.0 for speaker, future in zip(speakers, futures)}
     atomic_write_text(out_dir / "SPEAKERS.TXT", _speakers_txt(speakers, minutes))
     write_marker(out_dir / MARKER_NAME, {"config": config, "complete": True, "espeak_ng": version})

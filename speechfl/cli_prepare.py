@@ -28,6 +28,16 @@ def _non_negative_int(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
 def run_librispeech(args):
     """Prepare CSV manifests from a LibriSpeech-layout folder; prints one line per split."""
     from data_prep.librispeech import prepare_librispeech
@@ -54,7 +64,10 @@ def run_synthetic(args):
     """Synthesize the embedded espeak-ng corpus; prints its folder."""
     from data_prep.synthetic import generate_corpus
 
-    sizes = {key: value for key, value in (("n_speakers", args.speakers), ("n_utterances", args.utterances))
+    sizes = {key: value for key, value in (("n_speakers", args.speakers), ("n_utterances", args.utterances),
+                                           ("female_fraction", args.female_fraction),
+                                           ("utterances_female", args.utterances_female),
+                                           ("utterances_male", args.utterances_male))
              if value is not None}
     try:
         out_dir = generate_corpus(args.out_dir, seed=args.seed, progress=not args.no_progress, **sizes)
@@ -97,6 +110,13 @@ def register(subparsers):
                        help="number of speakers, half female (default: data_prep.synthetic.DEFAULT_SPEAKERS, 48)")
     synth.add_argument("--utterances", type=_positive_int, default=None,
                        help="utterances per speaker (default: data_prep.synthetic.DEFAULT_UTTERANCES, 50)")
+    synth.add_argument("--female-fraction", type=_fraction, default=None,
+                       help="fraction of female speakers in the train split, e.g. 0.2 (dev and test stay balanced; "
+                            "default: balanced)")
+    synth.add_argument("--utterances-female", type=_positive_int, default=None,
+                       help="utterances per female train speaker (default: --utterances)")
+    synth.add_argument("--utterances-male", type=_positive_int, default=None,
+                       help="utterances per male train speaker (default: --utterances)")
     synth.add_argument("--seed", type=_non_negative_int, default=0, help="seed (same seed, same bytes)")
     synth.add_argument("--no-progress", action="store_true", help="no progress bar")
     synth.set_defaults(func=run_synthetic)

@@ -41,7 +41,7 @@ def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
 
     Keys used: ``data_folder``, ``save_folder`` (manifests), ``train_splits``,
     ``valid_split``, ``test_split``, optional ``synthetic`` ({speakers, utterances,
-    seed}), optional ``feature_cache`` (folder), ``feature_cache_memory_mb`` (bound of
+    seed, female_fraction, utterances_female, utterances_male}), optional ``feature_cache`` (folder), ``feature_cache_memory_mb`` (bound of
     the in-memory feature cache, default 2048), ``n_mels``, ``skip_bad`` (skip bad
     files with a report instead of failing), ``speakers_file`` (SPEAKERS.TXT-format or
     Kaldi spk2gender file), ``carve_dev_speakers`` (dev speakers carved when there is no
@@ -60,6 +60,9 @@ def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
             n_utterances=int(syn["utterances"]),
             seed=int(syn.get("seed", 0)),
             progress=progress,
+            female_fraction=syn.get("female_fraction"),
+            utterances_female=syn.get("utterances_female"),
+            utterances_male=syn.get("utterances_male"),
         )
     elif not data_folder.is_dir():
         raise FileNotFoundError(f"data_folder {data_folder} does not exist")
