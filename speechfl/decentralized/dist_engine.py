@@ -92,4 +92,4 @@ def run_gossip_dist(setup, out: Path, progress: bool):
         raise RuntimeError(f"gossip-dist: torchrun exited with status {status}: {failure_summary(lines)} "
                            f"(command: {' '.join(cmd)})")
     saved = torch.load(result, weights_only=True)
-    return saved["history"], saved["mean"]
+    return saved["history"], saved["mean"], saved["sections"]

@@ -71,17 +71,17 @@ def main(argv) -> int:
         engine = GossipEngine(setup, out, progress=(rank == 0), transport=transport, hosted=transport.hosted(),
                               distributed=True)
         _inject_fault(rank, engine)
-        history, mean = engine.run()
+        history, mean, sections = engine.run()
     except PeerFailure as exc:
         sys.stderr.write(f"gossip-dist: {exc}\n")
         return 3
     if rank == 0:
         if os.environ.get(PARENT_ENV):
-            atomic_torch_save({"history": history, "mean": mean}, out / RESULT)
+            atomic_torch_save({"history": history, "mean": mean, "sections": sections}, out / RESULT)
         else:
             from speechfl.experiment.run import finalize
 
-            finalize(setup, history, mean, hparams_file, overrides, out, time.time() - start)
+            finalize(setup, history, mean, hparams_file, overrides, out, time.time() - start, sections=sections)
     dist.destroy_process_group()
     return 0
 

@@ -9,8 +9,9 @@ configuration's fingerprint): rerunning the same command resumes after the last 
 round with bit-identical models.
 
 The run's "global" model (what ``results.json``'s ``test`` section and ``model.pt`` hold) is
-the honest nodes' average ``xbar``; the ``decentralized`` section (``decentralized.json``)
-also tests ``gossip.eval_nodes`` honest nodes' own models and reports the spread of their CER.
+the honest nodes' average ``xbar``; the engine adds results.json's ``decentralized`` section
+(:meth:`GossipEngine.section`: topology, spectral gap, consensus distance and bytes per node
+per round, and the CER of ``gossip.eval_nodes`` honest nodes' own models with their spread).
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from speechfl.federated.checkpoint import (check_fingerprint, config_fingerprint
                                            save_checkpoint)
 from speechfl.federated.engines import register_engine
 from speechfl.federated.update import load_flat_params
-from speechfl.io import atomic_torch_save, atomic_write_json
+from speechfl.io import atomic_torch_save
 from speechfl.metrics.asr import mean_loss, summarize, transcribe
 
 logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
-SECTION = "decentralized.json"
 NODES = "nodes.pt"
 
 
@@ -158,7 +158,8 @@ class GossipEngine:
         load_flat_params(self.setup.model, self.setup.layout, flat.to(self.setup.device))
         return self.setup.model
 
-    def run(self) -> Tuple[List[dict], torch.Tensor]:
+    def run(self) -> Tuple[List[dict], torch.Tensor, dict]:
+        """Train every round; returns (history, honest nodes' average, ``{"decentralized": section}``)."""
         total = int(self.setup.hparams["rounds"])
         mean = self._honest_mean()
         bar = tqdm(total=total, initial=self.state.round, desc="gossip rounds", disable=not (self.progress and self.lead))
@@ -171,10 +172,11 @@ class GossipEngine:
                              if k in ("train_loss", "valid_cer", "consensus_distance") and v is not None})
         bar.close()
         nodes = self.gather_nodes()
+        section = {}
         if self.lead:
             atomic_torch_save({self.core.ids[i]: x for i, x in nodes.items()}, self.out / NODES)
-            atomic_write_json(self.out / SECTION, self.section(nodes))
-        return self.state.history, mean
+            section = self.section(nodes)
+        return self.state.history, mean, {"decentralized": section}
 
     def _honest_mean(self) -> torch.Tensor:
         nodes = self.gather_nodes(self.core.honest)

@@ -125,14 +125,14 @@ def test_dissensus_stalls_plain_gossip_and_clipped_gossip_runs(tiny_hparams_over
 
 
 def test_recorded_messages_for_curious_neighbours(tiny_hparams_overrides, tmp_path):
-    run(tiny_hparams_overrides, tmp_path / "rec", "--record_updates=[1]",
+    res = run(tiny_hparams_overrides, tmp_path / "rec", "--record_updates=[1]",
         "--gossip={topology: ring, noise: {clip: 1.0, noise_multiplier: 0.5}, eval_nodes: 1}")
     rec = torch.load(tmp_path / "rec" / "recorded" / "round_0001.pt", weights_only=True)
     assert len(rec["updates"]) == 4 and all(v.dtype == torch.float16 for v in rec["updates"].values())
     assert all(len(v) == 2 for v in rec["neighbours"].values())
-    import json
-
-    sec = json.loads((tmp_path / "rec" / "decentralized.json").read_text())
+    sec = res["decentralized"]
+    assert res["kind"] == "decentralized" and sec["topology"] == "ring" and len(sec["consensus_distance"]) == 2
+    assert sec["node_test"]["evaluated"] == ["1001"] and "first 1 of 4" in sec["node_test"]["which"]
     hops = sec["muffliato"]["pairwise_rdp_max_by_hops"]
     assert hops["1"] > hops["2"] and sec["spectral_gap"] == pytest.approx(2 / 3)
 

@@ -10,8 +10,8 @@ Run::
     python train.py hparams/dpsgd.yaml --data_folder=... --engine=gossip-dist   # torchrun ranks on this machine
 
 Every hparams file writes <output_folder>/results.json (the test section is the honest nodes'
-average model) and <output_folder>/decentralized.json (topology, spectral gap, consensus distance
-and bytes per node per round, each tested node's CER). The model, data pipeline, loss and client
+average model; its ``decentralized`` section has the topology, spectral gap, consensus distance
+and bytes per node per round, and each tested node's CER). The model, data pipeline, loss and client
 step are those of the federated recipe (recipes/LibriSpeech/ASR/federated); the graph, mixing and
 transports live in ``speechfl.decentralized`` (docs/decentralized.md).
 """
@@ -31,7 +31,7 @@ def main(argv):
     last = results["rounds"][-1] if results["rounds"] else {}
     print(f"test WER {t['wer']:.2f}%  CER {t['cer']:.2f}% (honest nodes' average)  consensus distance "
           f"{last.get('consensus_distance', float('nan')):.3g}  bytes/node/round {last.get('bytes_per_node', 0):.3g}"
-          f"  (results: {hparams['output_folder']}/results.json, decentralized.json)")
+          f"  (results: {hparams['output_folder']}/results.json)")
     return results
 
 
