@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--utterances", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=None, help="work folder (default: a temporary one)")
-    parser.add_argument("--attacker", default="ecapa")
+    parser.add_argument("--attackers", default="ecapa", help="comma-separated: ecapa, xvector")
     parser.add_argument("--asr-run", default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -62,8 +62,8 @@ def main(argv=None) -> int:
     t_anon = time.time() - t0
     t0 = time.time()
     results = evaluate_anonymization(EvalConfig(original=str(original), anonymized=str(anonymized), out=str(out),
-                                                attacker=args.attacker, seed=args.seed, asr_run=args.asr_run),
-                                     progress=False)
+                                                attackers=tuple(args.attackers.split(",")), seed=args.seed,
+                                                asr_run=args.asr_run))
     t_eval = time.time() - t0
     cpu = _cpu_seconds() - cpu0
 
@@ -73,14 +73,17 @@ def main(argv=None) -> int:
     for split, c in results["corpora"].items():
         print(f"  {split}: {c['speakers']} speakers, {c['enroll_utterances']} enrollment utterances, "
               f"{c['target']} target / {c['nontarget']} non-target trials ({c['trials_source']})")
-    print(f"ASV: {args.attacker}, trained from scratch on {results['asv']['original']['train_utterances']} utterances "
-          f"of {results['asv']['original']['train_speakers']} speakers (original and McAdams-anonymized)")
+    info = next(iter(results["asv"].values()))["original"]
+    print(f"ASV: {args.attackers} x back-ends lda, cosine, trained from scratch on {info['train_utterances']} "
+          f"utterances of {info['train_speakers']} speakers (original and McAdams-anonymized)")
     print()
-    print(f"{'scenario':14s} {'EER all':>8s} {'EER F':>8s} {'EER M':>8s} {'linkab.':>8s}   (pooled dev+test, %)")
+    print(f"{'scenario':14s} {'EER all':>8s} {'EER F':>8s} {'EER M':>8s} {'linkab.':>8s}  strongest attacker "
+          "(pooled dev+test, %)")
     for name, sc in results["privacy"].items():
         p = sc["pooled"]
         cells = [f"{100 * p[g]['eer']:8.2f}" if p.get(g) else f"{'n/a':>8s}" for g in ("all", "F", "M")]
-        print(f"{name:14s} {' '.join(cells)} {p['all']['linkability']:8.3f}")
+        others = ", ".join(f"{a} {100 * e:.2f}" for a, e in sc["eer_by_attacker"].items())
+        print(f"{name:14s} {' '.join(cells)} {p['all']['linkability']:8.3f}  {sc['attacker']}  [{others}]")
     util = results["utility"]
     print()
     rho = util["rho_f0"]["rho_f0"]

@@ -4,7 +4,7 @@
 
     speechfl anonymize IN OUT --method mcadams [--seed=0] [--alpha_min=0.5 --alpha_max=0.9 --per=utterance]
     speechfl evaluate-anonymization --original DIR --anonymized DIR [--train-original DIR
-        --train-anonymized DIR] --out DIR [--splits dev,test] [--attacker ecapa] [--asr-run RUN]
+        --train-anonymized DIR] --out DIR [--splits dev,test] [--attackers ecapa,xvector] [--asr-run RUN]
 
 Anonymizer parameters are the registry's (``speechfl anonymize --list`` prints them); values are
 read as YAML (``--per=speaker``, ``--alpha_min=0.7``). Unknown methods or parameters are errors
@@ -46,16 +46,16 @@ def run_evaluate(args):
         cfg = EvalConfig(original=args.original, anonymized=args.anonymized, out=args.out,
                          train_original=args.train_original, train_anonymized=args.train_anonymized,
                          train_split=args.train_split, splits=tuple(s for s in args.splits.split(",") if s),
-                         attacker=args.attacker, attacker_params=params,
-                         lda_dim=None if args.lda_dim == 0 else args.lda_dim, n_enroll=args.n_enroll, seed=args.seed,
-                         asr_run=args.asr_run)
-        results = evaluate_anonymization(cfg, progress=not args.no_progress)
+                         attackers=tuple(a for a in args.attackers.split(",") if a), attacker_params=params,
+                         backends=tuple(b for b in args.backends.split(",") if b), lda_dim=args.lda_dim,
+                         n_enroll=args.n_enroll, seed=args.seed, asr_run=args.asr_run)
+        results = evaluate_anonymization(cfg)
     except (RegistryError, ValueError, FileNotFoundError, json.JSONDecodeError) as error:
         raise SystemExit(f"speechfl evaluate-anonymization: error: {error}") from None
     for name, sc in results["privacy"].items():
         pooled = sc["pooled"]
         cells = [f"{g}={100 * pooled[g]['eer']:.2f}%" for g in ("all", "F", "M") if pooled.get(g)]
-        print(f"{name:14s} EER " + " ".join(cells))
+        print(f"{name:14s} EER " + " ".join(cells) + f"  ({sc['attacker']})")
     print(f"report: {args.out}/report.html  results: {args.out}/anonymization.json")
     return 0
 
@@ -81,11 +81,11 @@ def register(subparsers):
     e.add_argument("--train-anonymized", default=None, help="ASV training corpus, anonymized (default: --anonymized)")
     e.add_argument("--train-split", default="train", help="name of the training split in those folders")
     e.add_argument("--splits", default="dev,test", help="comma-separated evaluation splits")
-    e.add_argument("--attacker", default="ecapa", help="ASV model: ecapa or xvector")
+    e.add_argument("--attackers", default="ecapa", help="comma-separated ASV families: ecapa, xvector")
     e.add_argument("--attacker-params", default=None, help='JSON, e.g. \'{"epochs": 20, "channels": 128}\'')
-    e.add_argument("--lda-dim", type=int, default=150, help="LDA dimension of the back-end (0: plain cosine)")
+    e.add_argument("--backends", default="lda,cosine", help="comma-separated back-ends: lda, cosine")
+    e.add_argument("--lda-dim", type=int, default=150, help="LDA dimension of the lda back-end")
     e.add_argument("--n-enroll", type=int, default=5, help="enrollment utterances per speaker (generated lists)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--asr-run", default=None, help="a finished `speechfl train` run folder (ASR on original data)")
-    e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=run_evaluate)

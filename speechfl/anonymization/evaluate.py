@@ -7,29 +7,35 @@ Stages (each one function):
    ``--train-anonymized``, else each corpus's own ``train`` split, as VPC trains on
    train-clean-360). Trial lists come from the original split (VPC lists when present, else
    generated, :mod:`speechfl.anonymization.trials`).
-2. :func:`asv_embeddings`: two ASV attackers trained from scratch (``ecapa`` or ``xvector`` from
-   :data:`speechfl.attackers.families.SPEAKER_ATTACKERS`), one on original and one on anonymized
-   training speech; every evaluation utterance is embedded by both and cached in
-   ``OUT/embeddings/asv_<original|anonymized>.pt`` under a fingerprint of the attacker
-   configuration and the audio files (path, size, mtime), so a rerun scores from the cache.
-3. :func:`privacy`: the four scenarios of :mod:`speechfl.anonymization.scenarios` on every split:
-   EER (overall, per gender of the enrolled speaker, per split, pooled over splits) and
-   linkability ``D_sys``.
+2. :func:`asv_embeddings`: per attacker family (``ecapa``, ``xvector`` from
+   :data:`speechfl.attackers.families.SPEAKER_ATTACKERS`), two ASVs trained from scratch, one on
+   original and one on anonymized training speech; every evaluation utterance is embedded by
+   both and cached in ``OUT/embeddings/asv_<family>_<original|anonymized>.pt`` under a
+   fingerprint of the attacker configuration and the audio files (path, size, mtime), so a rerun
+   scores from the cache.
+3. :func:`privacy`: the four scenarios of :mod:`speechfl.anonymization.scenarios` on every split,
+   for every attacker = family x back-end (``lda``: LDA + length norm + cosine; ``cosine``:
+   centring + length norm + cosine): EER (overall, per gender of the enrolled speaker, per split,
+   pooled over splits) and linkability ``D_sys``. Each scenario reports its *strongest* attacker
+   (lowest pooled EER; a weak ASV overestimates privacy), and every attacker's EER.
 4. :func:`utility`: ``rho_F0`` over test utterances, ``G_VD`` (the original ASV scores
    enrollment vs test utterances; its scores are calibrated to LLRs on the original-data
-   trials, as one calibration for ``M_oo`` and ``M_aa``), and WER/CER of an ASR run of ours
+   trials, as one calibration for ``M_oo`` and ``M_aa``; the first family with the first back-end),
+   and WER/CER of an ASR run of ours
    (``--asr-run``, trained on original data) on original vs anonymized speech.
 
 Results schema (``OUT/anonymization.json``, ``schema = "speechfl.anonymization/1"``)::
 
-    config:   {original, anonymized, train_original, train_anonymized, splits, attacker, ...}
+    config:   {original, anonymized, train_original, train_anonymized, splits, attackers, backends, ...}
     corpora:  {split: {utterances, speakers, enroll_utterances, target, nontarget, trials_source}}
-    privacy:  {scenario: {enroll, trial, asv, pooled: BLOCK, by_split: {split: BLOCK}}}
+    privacy:  {scenario: {enroll, trial, asv, attacker, eer_by_attacker: {attacker: eer},
+                          pooled: BLOCK, by_split: {split: BLOCK}}}   (the strongest attacker's)
               BLOCK = {all|F|M: {eer, linkability, n_target, n_nontarget} or null}
+    privacy_by_attacker: {"<family>+<backend>": {scenario: {enroll, trial, asv, pooled, by_split}}}
     utility:  {rho_f0: {rho_f0, n_utterances, n_skipped},
                gvd: {gvd_db, by_split: {split: gvd_db}},
                asr: {original: {wer, cer}, anonymized: {wer, cer}, n_utterances} or {reason}}
-    asv:      {original|anonymized: {train_utterances, train_speakers, cached, seconds}}
+    asv:      {family: {original|anonymized: {train_utterances, train_speakers, cached, seconds}}}
     seconds:  {total, ...}
 
 EERs and linkability are fractions in [0, 1]; ``null`` means not computable (e.g. no trials
@@ -55,6 +61,7 @@ from speechfl.anonymization.trials import TrialList, trials_for_split
 
 SCHEMA = "speechfl.anonymization/1"
 DATA = ("original", "anonymized")
+BACKENDS = ("lda", "cosine")
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,10 @@ class EvalConfig:
     train_anonymized: Optional[str] = None
     train_split: str = "train"
     splits: Tuple[str, ...] = ("dev", "test")
-    attacker: str = "ecapa"
+    attackers: Tuple[str, ...] = ("ecapa",)
     attacker_params: Dict[str, object] = field(default_factory=dict)
-    lda_dim: Optional[int] = 150  # None: plain cosine back-end
+    backends: Tuple[str, ...] = BACKENDS
+    lda_dim: int = 150
     n_enroll: int = 5
     seed: int = 0
     n_mels: int = 80
@@ -80,17 +88,20 @@ class EvalConfig:
     def __post_init__(self):
         from speechfl.attackers.families import SPEAKER_ATTACKERS
 
-        if self.attacker not in ("ecapa", "xvector"):
-            raise ValueError(f"ASV attacker must be a sequence model (ecapa or xvector), got {self.attacker!r}; "
+        if not self.attackers or any(a not in ("ecapa", "xvector") for a in self.attackers):
+            raise ValueError(f"ASV attackers must be sequence models (ecapa, xvector), got {list(self.attackers)}; "
                              f"registered speaker attackers: {', '.join(SPEAKER_ATTACKERS.names())}")
-        SPEAKER_ATTACKERS.build(self.attacker, **self.attacker_params)  # unknown parameters raise here
+        for family in self.attackers:
+            SPEAKER_ATTACKERS.build(family, **self.attacker_params)  # unknown parameters raise here
+        if not self.backends or any(b not in BACKENDS for b in self.backends):
+            raise ValueError(f"back-ends must be among {BACKENDS}, got {list(self.backends)}")
         if not self.splits:
             raise ValueError("at least one evaluation split is needed")
         if (self.train_original is None) != (self.train_anonymized is None):
             raise ValueError("give both --train-original and --train-anonymized, or neither (then each corpus's "
                              f"{self.train_split!r} split trains its ASV)")
-        if self.lda_dim is not None and self.lda_dim < 1:
-            raise ValueError(f"lda_dim must be >= 1 or None, got {self.lda_dim}")
+        if self.lda_dim < 1:
+            raise ValueError(f"lda_dim must be >= 1, got {self.lda_dim}")
 
 
 @dataclass
@@ -126,7 +137,7 @@ def load_corpora(cfg: EvalConfig) -> Corpora:
     return Corpora(ev, train, trials)
 
 
-def _fingerprint(cfg: EvalConfig, asv: str, corpora: Corpora) -> str:
+def _fingerprint(cfg: EvalConfig, family: str, asv: str, corpora: Corpora) -> str:
     def files(rows):
         out = []
         for r in rows:
@@ -134,19 +145,19 @@ def _fingerprint(cfg: EvalConfig, asv: str, corpora: Corpora) -> str:
             out.append((r["ID"], os.path.abspath(r["wav"]), st.st_size, st.st_mtime_ns))
         return out
 
-    payload = {"attacker": cfg.attacker, "params": cfg.attacker_params, "seed": cfg.seed, "n_mels": cfg.n_mels,
+    payload = {"attacker": family, "params": cfg.attacker_params, "seed": cfg.seed, "n_mels": cfg.n_mels,
                "train": files(corpora.train[asv].rows),
                "eval": {f"{d}/{s}": files(corpora.eval[d][s].rows) for d in DATA for s in cfg.splits}}
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def asv_embeddings(cfg: EvalConfig, corpora: Corpora, asv: str, cache, progress: bool = False) -> Tuple[dict, dict]:
-    """Stage 2 for one ASV (trained on ``asv`` data): ``{"train": {utt: e}, "<data>/<split>": {utt: e}}`` and info."""
+def asv_embeddings(cfg: EvalConfig, corpora: Corpora, family: str, asv: str, cache) -> Tuple[dict, dict]:
+    """Stage 2 for one ASV (``family`` trained on ``asv`` data): ``{"train": {utt: e}, "<data>/<split>": ...}``, info."""
     from speechfl.attackers.families import SPEAKER_ATTACKERS
     from speechfl.io import atomic_torch_save
 
-    path = Path(cfg.out) / "embeddings" / f"asv_{asv}.pt"
-    fp = _fingerprint(cfg, asv, corpora)
+    path = Path(cfg.out) / "embeddings" / f"asv_{family}_{asv}.pt"
+    fp = _fingerprint(cfg, family, asv, corpora)
     train_rows = corpora.train[asv].rows
     info = {"train_utterances": len(train_rows), "train_speakers": len({r["spk_id"] for r in train_rows})}
     if path.is_file():
@@ -157,7 +168,7 @@ def asv_embeddings(cfg: EvalConfig, corpora: Corpora, asv: str, cache, progress:
     speakers = sorted({r["spk_id"] for r in train_rows})
     labels = torch.tensor([speakers.index(r["spk_id"]) for r in train_rows])
     frames = [cache.get(r["wav"]) for r in train_rows]
-    attacker = SPEAKER_ATTACKERS.build(cfg.attacker, **cfg.attacker_params)
+    attacker = SPEAKER_ATTACKERS.build(family, **cfg.attacker_params)
     attacker.fit(frames, labels, len(speakers), seed=cfg.seed)
     out = {"train": dict(zip([r["ID"] for r in train_rows], attacker.embed(frames)))}
     for d in DATA:
@@ -169,13 +180,14 @@ def asv_embeddings(cfg: EvalConfig, corpora: Corpora, asv: str, cache, progress:
     return out, {**info, "cached": False, "seconds": time.time() - t0}
 
 
-def normalised(cfg: EvalConfig, emb: dict) -> Dict[str, Dict[str, torch.Tensor]]:
+def normalised(cfg: EvalConfig, emb: dict, backend: str) -> Dict[str, Dict[str, torch.Tensor]]:
     """The ASV's back-end (fitted on its own training embeddings) applied to every evaluation set."""
     from speechfl.attackers.verification import CosineBackend
 
     ids = sorted(emb["train"])
     backend = CosineBackend.fit(torch.stack([emb["train"][u] for u in ids]),
-                                torch.stack([emb["train_labels"][u] for u in ids]), lda_dim=cfg.lda_dim)
+                                torch.stack([emb["train_labels"][u] for u in ids]),
+                                lda_dim=cfg.lda_dim if backend == "lda" else None)
     out = {}
     for key, table in emb.items():
         if key in ("train", "train_labels"):
@@ -201,6 +213,16 @@ def privacy(cfg: EvalConfig, corpora: Corpora, normed: Mapping[str, Mapping[str,
         result[sc.name] = {"enroll": sc.enroll, "trial": sc.trial, "asv": sc.asv, "pooled": eer_breakdown(pool(scored_all)),
                            "by_split": by_split}
     return result
+
+
+def strongest(by_attacker: Mapping[str, dict]) -> dict:
+    """Per scenario, the attacker with the lowest pooled EER (ties: the first listed), with every attacker's EER."""
+    out = {}
+    for name in next(iter(by_attacker.values())):
+        eers = {a: res[name]["pooled"]["all"]["eer"] for a, res in by_attacker.items()}
+        best = min(eers, key=lambda a: eers[a])
+        out[name] = {**by_attacker[best][name], "attacker": best, "eer_by_attacker": eers}
+    return out
 
 
 def _gvd(cfg: EvalConfig, corpora: Corpora, normed) -> dict:
@@ -292,7 +314,7 @@ def _asr(cfg: EvalConfig, corpora: Corpora) -> dict:
     return out
 
 
-def evaluate_anonymization(cfg: EvalConfig, progress: bool = True) -> dict:
+def evaluate_anonymization(cfg: EvalConfig) -> dict:
     """Run every stage and write ``OUT/anonymization.json`` plus the Markdown/HTML report; returns the results."""
     from speechfl.anonymization.report import write_report
     from speechfl.data.features import FeatureCache, FeatureConfig
@@ -303,16 +325,23 @@ def evaluate_anonymization(cfg: EvalConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     corpora = load_corpora(cfg)
     cache = FeatureCache(FeatureConfig(n_mels=cfg.n_mels), str(out / "features"))
-    seconds, asv_info, normed = {}, {}, {}
-    for asv in DATA:
-        emb, asv_info[asv] = asv_embeddings(cfg, corpora, asv, cache, progress)
-        normed[asv] = normalised(cfg, emb)
-    seconds["asv"] = time.time() - t0
+    seconds, asv_info, by_attacker, reference = {}, {}, {}, None
+    t_priv = 0.0
+    for family in cfg.attackers:
+        embs, asv_info[family] = {}, {}
+        for asv in DATA:
+            embs[asv], asv_info[family][asv] = asv_embeddings(cfg, corpora, family, asv, cache)
+        for backend in cfg.backends:
+            normed = {asv: normalised(cfg, embs[asv], backend) for asv in DATA}
+            reference = reference or normed
+            t1 = time.time()
+            by_attacker[f"{family}+{backend}"] = privacy(cfg, corpora, normed)
+            t_priv += time.time() - t1
+    seconds["asv"] = time.time() - t0 - t_priv
+    seconds["privacy"] = t_priv
+    priv = strongest(by_attacker)
     t1 = time.time()
-    priv = privacy(cfg, corpora, normed)
-    seconds["privacy"] = time.time() - t1
-    t1 = time.time()
-    util = {"rho_f0": _pitch(cfg, corpora), "gvd": _gvd(cfg, corpora, normed), "asr": _asr(cfg, corpora)}
+    util = {"rho_f0": _pitch(cfg, corpora), "gvd": _gvd(cfg, corpora, reference), "asr": _asr(cfg, corpora)}
     seconds["utility"] = time.time() - t1
     seconds["total"] = time.time() - t0
     corp = {}
@@ -320,7 +349,8 @@ def evaluate_anonymization(cfg: EvalConfig, progress: bool = True) -> dict:
         rows = corpora.eval["original"][s].rows
         corp[s] = {"utterances": len(rows), "speakers": len({r["spk_id"] for r in rows}),
                    "trials_source": corpora.trials[s].source, **corpora.trials[s].counts()}
-    results = {"schema": SCHEMA, "config": asdict(cfg), "corpora": corp, "privacy": priv, "utility": util,
+    results = {"schema": SCHEMA, "config": asdict(cfg), "corpora": corp, "privacy": priv,
+               "privacy_by_attacker": by_attacker, "utility": util,
                "asv": asv_info, "seconds": seconds}
     atomic_write_json(out / "anonymization.json", results)
     write_report(results, out)

@@ -91,15 +91,17 @@ def plot_privacy_utility(results_list: Sequence[dict], labels: Sequence[str], pa
 def markdown(results: dict) -> str:
     cfg = results["config"]
     lines = [f"# Anonymization evaluation", "",
-             f"original `{cfg['original']}`, anonymized `{cfg['anonymized']}`; ASV attacker `{cfg['attacker']}` "
-             f"(+ {'LDA/' if cfg['lda_dim'] else ''}cosine back-end), trained from scratch; seed {cfg['seed']}.", "",
+             f"original `{cfg['original']}`, anonymized `{cfg['anonymized']}`; ASV attackers "
+             f"{', '.join(cfg['attackers'])} (trained from scratch) x back-ends {', '.join(cfg['backends'])}; each "
+             f"scenario shows its strongest attacker (lowest EER); seed {cfg['seed']}.", "",
              "## Privacy (EER %, higher = more private; linkability D_sys, lower = more private)", "",
-             "| scenario | enroll | trials | ASV trained on | EER all | EER F | EER M | linkability |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| scenario | enroll | trials | ASV trained on | strongest attacker | EER all | EER F | EER M | linkability |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, sc in results["privacy"].items():
         pooled = sc["pooled"]
         link = pooled["all"]["linkability"] if pooled.get("all") else None
-        lines.append(f"| {name} | {sc['enroll']} | {sc['trial']} | {sc['asv']} | {_pct(_eer(pooled))} | "
+        lines.append(f"| {name} | {sc['enroll']} | {sc['trial']} | {sc['asv']} | {sc.get('attacker', '')} | "
+                     f"{_pct(_eer(pooled))} | "
                      f"{_pct(_eer(pooled, 'F'))} | {_pct(_eer(pooled, 'M'))} | "
                      f"{'n/a' if link is None else f'{link:.3f}'} |")
     lines += ["", "Per split (EER % all / F / M):", ""]

@@ -165,9 +165,10 @@ def test_report_files_from_results(tmp_path):
 
     block = {"all": {"eer": 0.3, "linkability": 0.4, "n_target": 5, "n_nontarget": 9},
              "F": {"eer": 0.25, "linkability": 0.5, "n_target": 3, "n_nontarget": 4}, "M": None}
-    priv = {s.name: {"enroll": s.enroll, "trial": s.trial, "asv": s.asv, "pooled": block, "by_split": {"test": block}}
-            for s in SCENARIOS}
-    results = {"config": {"original": "o", "anonymized": "corpora/anon", "attacker": "ecapa", "lda_dim": 150, "seed": 0},
+    priv = {s.name: {"enroll": s.enroll, "trial": s.trial, "asv": s.asv, "pooled": block, "by_split": {"test": block},
+                     "attacker": "ecapa+lda"} for s in SCENARIOS}
+    results = {"config": {"original": "o", "anonymized": "corpora/anon", "attackers": ["ecapa"],
+                          "backends": ["lda", "cosine"], "seed": 0},
                "corpora": {"test": {"utterances": 10, "speakers": 2, "enroll_utterances": 2, "target": 5,
                                     "nontarget": 9, "trials_source": "generated"}},
                "privacy": priv, "utility": {"rho_f0": {"rho_f0": 0.7, "n_utterances": 4, "n_skipped": 0},
@@ -175,9 +176,27 @@ def test_report_files_from_results(tmp_path):
                "seconds": {"total": 1.0, "asv": 0.5}}
     files = write_report(results, tmp_path)
     md = files["md"].read_text()
-    assert "| semi_informed | anonymized | anonymized | anonymized | 30.00 | 25.00 | n/a | 0.400 |" in md
+    assert "| semi_informed | anonymized | anonymized | anonymized | ecapa+lda | 30.00 | 25.00 | n/a | 0.400 |" in md
     assert "ASR: not computed: no --asr-run given" in md
     html_text = files["html"].read_text()
     assert html_text.count("data:image/png;base64,") == 2 and "<td>ignorant</td>" in html_text
     label, points = privacy_utility_points(results)
     assert label.startswith("rho_F0") and points == [("original", 0.3, 1.0), ("anonymized", 0.3, 0.7)]
+
+
+def test_strongest_attacker_per_scenario():
+    from speechfl.anonymization.evaluate import strongest
+
+    def res(eers):
+        return {n: {"enroll": "o", "trial": "a", "asv": "o", "pooled": {"all": {"eer": e}}, "by_split": {}}
+                for n, e in eers.items()}
+
+    out = strongest({"ecapa+lda": res({"ignorant": 0.40, "semi_informed": 0.10}),
+                     "ecapa+cosine": res({"ignorant": 0.35, "semi_informed": 0.10})})
+    assert out["ignorant"]["attacker"] == "ecapa+cosine" and out["ignorant"]["pooled"]["all"]["eer"] == 0.35
+    assert out["semi_informed"]["attacker"] == "ecapa+lda"  # tie: the first listed
+    assert out["ignorant"]["eer_by_attacker"] == {"ecapa+lda": 0.40, "ecapa+cosine": 0.35}
+    with pytest.raises(ValueError, match="back-ends must be among"):
+        EvalConfig(original="o", anonymized="a", out="x", backends=("plda",))
+    with pytest.raises(ValueError, match="sequence models"):
+        EvalConfig(original="o", anonymized="a", out="x", attackers=("mlp",))
