@@ -114,8 +114,22 @@ def resume_mode(hparams: Dict[str, Any]) -> str:
     return mode
 
 
+def _numpy_scalars_to_python(obj: Any) -> Any:
+    """NumPy scalars (e.g. a metric computed with numpy) become the equal Python int/float/bool."""
+    if isinstance(obj, dict):
+        return {k: _numpy_scalars_to_python(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_numpy_scalars_to_python(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_numpy_scalars_to_python(v) for v in obj)
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        return obj.item()
+    return obj
+
+
 def save_checkpoint(state: Dict[str, Any], path: str | Path) -> Path:
-    """Check that ``state`` is tensors and plain containers, then write it atomically."""
+    """Check that ``state`` is tensors and plain containers (NumPy scalars converted), then write it atomically."""
+    state = _numpy_scalars_to_python(state)
     check_plain(state, "checkpoint")
     return atomic_torch_save(state, path)
 

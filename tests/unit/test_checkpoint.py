@@ -35,6 +35,15 @@ def test_plain_checkpoint_round_trips_with_weights_only(tmp_path):
     assert torch.equal(got["server"]["global_flat"], torch.arange(4.0)) and got["history"][0]["clients"] == ["a", "b"]
 
 
+def test_numpy_scalars_are_stored_as_python_numbers(tmp_path):
+    import numpy as np
+
+    state = dict(_state(), history=[{"valid_cer": np.float64(12.5), "n": np.int64(3), "ok": np.bool_(True)}])
+    save_checkpoint(state, tmp_path / "c.pt")
+    got = load_checkpoint(tmp_path / "c.pt")["history"][0]
+    assert got == {"valid_cer": 12.5, "n": 3, "ok": True} and type(got["n"]) is int
+
+
 def test_check_plain_names_the_offending_value():
     with pytest.raises(TypeError, match=r"checkpoint\['server'\]\['opt'\] is a .*_Payload"):
         check_plain({"server": {"opt": _Payload("x")}})
