@@ -6,8 +6,10 @@ import torch
 
 from speechfl.anonymization.anonymizers import ANONYMIZERS
 from speechfl.anonymization.defense import build_client_anonymizer, with_anonymizer
+from speechfl.anonymization.mcadams import mcadams
 from speechfl.data.dataset import DataTransforms, make_dataset, read_manifest
 from speechfl.data.features import FeatureCache, FeatureConfig, load_audio
+from speechfl.data.tokenizer import CharTokenizer
 from speechfl.registry import RegistryError
 
 
@@ -50,12 +52,9 @@ def test_client_features_are_anonymized_and_cached_apart(tiny_corpus, tmp_path):
     cache = FeatureCache(FeatureConfig(n_mels=40))
     t = with_anonymizer({"name": "mcadams", "alpha_min": 0.7, "alpha_max": 0.7}, None, rows=rows, seed=0,
                         sample_rate=16000)
-    ds = make_dataset(csv, __import__("speechfl.data.tokenizer", fromlist=["CharTokenizer"]).CharTokenizer(), cache,
-                      transforms=t, ids=[r["ID"] for r in rows])
+    ds = make_dataset(csv, CharTokenizer(), cache, transforms=t, ids=[r["ID"] for r in rows])
     anon = ds[0]["feats"]
     clean = cache.get(rows[0]["wav"])
-    from speechfl.anonymization.mcadams import mcadams
-
     wav = load_audio(rows[0]["wav"])
     expected = cache.extractor(torch.from_numpy(mcadams(wav.double().numpy(), 16000, 0.7)).float())
     torch.testing.assert_close(anon, expected)
