@@ -128,30 +128,38 @@ def markdown(results: dict) -> str:
 
 
 def _md_to_html(md: str, figures: Dict[str, Path]) -> str:
-    body = []
+    """The Markdown report (headings, paragraphs, list items, pipe tables) as HTML, figures embedded."""
+    body: List[str] = []
+    in_table = False
     for line in md.splitlines():
-        if line.startswith("!["):
+        if line.startswith("|") and not line.startswith("|---"):
+            if not in_table:
+                body.append("<table border=1 cellspacing=0 cellpadding=3>")
+                in_table = True
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            continue
+        if line.startswith("|---"):
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("![") or not line:
             continue
         if line.startswith("# "):
             body.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("## "):
             body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("|---"):
-            continue
-        elif line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        elif line:
+        else:
             body.append(f"<p>{html.escape(line)}</p>")
-    text = "\n".join(body).replace("</p>\n<tr>", "</p>\n<table border=1 cellspacing=0 cellpadding=3><tr>")
-    text = text.replace("</tr>\n<p>", "</tr></table>\n<p>").replace("</tr>\n<h2>", "</tr></table>\n<h2>")
-    if text.endswith("</tr>"):
-        text += "</table>"
+    if in_table:
+        body.append("</table>")
     for title, png in figures.items():
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        text += f"\n<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>Anonymization evaluation</title></head>" \
-           f"<body>{text}</body></html>\n"
+        body.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    text = "\n".join(body)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Anonymization evaluation</title></head>"
+            f"<body>{text}</body></html>\n")
 
 
 def write_report(results: dict, out_dir) -> Dict[str, Path]:

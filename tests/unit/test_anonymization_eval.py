@@ -180,6 +180,7 @@ def test_report_files_from_results(tmp_path):
     assert "ASR: not computed: no --asr-run given" in md
     html_text = files["html"].read_text()
     assert html_text.count("data:image/png;base64,") == 2 and "<td>ignorant</td>" in html_text
+    assert html_text.count("<table") == html_text.count("</table>") == 2
     label, points = privacy_utility_points(results)
     assert label.startswith("rho_F0") and points == [("original", 0.3, 1.0), ("anonymized", 0.3, 0.7)]
 
