@@ -7,7 +7,9 @@ Round ``r`` for every hosted node ``i`` (``x_i`` its model, ``N_i`` its neighbou
    (Muffliato: ``x_i + clip(delta_i, C) + noise``);
 2. messages. D-PSGD: ``h_i`` as an identity payload. CHOCO-SGD (Koloskova, Stich & Jaggi 2019,
    Alg. 2): ``q_i = Q(h_i - x_hat_i)`` with the ``uplink`` compressor and the node's compressor
-   state. Byzantine nodes send every honest neighbour its own forged model (``dissensus``);
+   state; the public copies start at the common initial model ``x0`` (the paper starts them at 0;
+   with a shared ``x0`` this only removes the initial copy error). Byzantine nodes send every
+   honest neighbour its own forged model (``dissensus``);
 3. the transport delivers the bytes; every received payload is decoded and checked
    (:func:`validate_update`): one that fails is dropped and its weight goes back to the receiver;
 4. mixing. D-PSGD: ``x_i' = sum_j W_ij h_j`` (or ClippedGossip / a robust rule). CHOCO:
@@ -116,8 +118,10 @@ class GossipCore:
         for i in self.hosted:
             st.x[i] = self.setup.init_flat.clone()
         if self.cfg.algorithm == "choco":
+            # Every node starts from the same x0, which all of them know: x_hat = x0 (zero initial copy error)
+            # rather than the paper's x_hat = 0, so Q codes the local progress from the start, not x0 itself.
             for j in self.known():
-                st.x_hat[j] = torch.zeros_like(self.setup.init_flat)
+                st.x_hat[j] = self.setup.init_flat.clone()
         for i in self.hosted:
             st.node_states[self.ids[i]] = dict(new_client_state(self.setup.seed, self.ids[i]), step_offset=0)
         return st
