@@ -48,7 +48,8 @@ def run_evaluate(args):
                          train_split=args.train_split, splits=tuple(s for s in args.splits.split(",") if s),
                          attackers=tuple(a for a in args.attackers.split(",") if a), attacker_params=params,
                          backends=tuple(b for b in args.backends.split(",") if b), lda_dim=args.lda_dim,
-                         n_enroll=args.n_enroll, seed=args.seed, asr_run=args.asr_run)
+                         n_enroll=args.n_enroll, seed=args.seed, asr_run=args.asr_run,
+                         asr_run_anonymized=args.asr_run_anonymized)
         results = evaluate_anonymization(cfg)
     except (RegistryError, ValueError, FileNotFoundError, json.JSONDecodeError) as error:
         raise SystemExit(f"speechfl evaluate-anonymization: error: {error}") from None
@@ -88,4 +89,6 @@ def register(subparsers):
     e.add_argument("--n-enroll", type=int, default=5, help="enrollment utterances per speaker (generated lists)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--asr-run", default=None, help="a finished `speechfl train` run folder (ASR on original data)")
+    e.add_argument("--asr-run-anonymized", default=None,
+                   help="a finished `speechfl train` run on the anonymized corpus (VPC's retrained ASR)")
     e.set_defaults(func=run_evaluate)

@@ -22,7 +22,9 @@ Stages (each one function):
    enrollment vs test utterances; its scores are calibrated to LLRs on the original-data
    trials, as one calibration for ``M_oo`` and ``M_aa``; the first family with the first back-end),
    and WER/CER of an ASR run of ours
-   (``--asr-run``, trained on original data) on original vs anonymized speech.
+   (``--asr-run``, trained on original data) on original vs anonymized speech, and of one trained
+   on anonymized data (``--asr-run-anonymized``, e.g. ``speechfl train`` on the anonymized corpus)
+   on anonymized speech.
 
 Results schema (``OUT/anonymization.json``, ``schema = "speechfl.anonymization/1"``)::
 
@@ -34,7 +36,7 @@ Results schema (``OUT/anonymization.json``, ``schema = "speechfl.anonymization/1
     privacy_by_attacker: {"<family>+<backend>": {scenario: {enroll, trial, asv, pooled, by_split}}}
     utility:  {rho_f0: {rho_f0, n_utterances, n_skipped},
                gvd: {gvd_db, by_split: {split: gvd_db}},
-               asr: {original: {wer, cer}, anonymized: {wer, cer}, n_utterances} or {reason}}
+               asr: {original|anonymized|anonymized_retrained: {wer, cer, n_utterances, asr_run}} or {reason}}
     asv:      {family: {original|anonymized: {train_utterances, train_speakers, cached, seconds}}}
     seconds:  {total, ...}
 
@@ -84,6 +86,7 @@ class EvalConfig:
     n_mels: int = 80
     max_pitch_utterances: int = 100
     asr_run: Optional[str] = None
+    asr_run_anonymized: Optional[str] = None  # an ASR run trained on anonymized data (VPC's retrained ASR)
 
     def __post_init__(self):
         from speechfl.attackers.families import SPEAKER_ATTACKERS
@@ -102,6 +105,8 @@ class EvalConfig:
                              f"{self.train_split!r} split trains its ASV)")
         if self.lda_dim < 1:
             raise ValueError(f"lda_dim must be >= 1, got {self.lda_dim}")
+        if self.asr_run_anonymized is not None and self.asr_run is None:
+            raise ValueError("asr_run_anonymized needs asr_run too (the original-data ASR is the reference)")
 
 
 @dataclass
@@ -274,43 +279,56 @@ def _pitch(cfg: EvalConfig, corpora: Corpora) -> dict:
     return pitch_correlation(pairs, load)
 
 
-def _asr(cfg: EvalConfig, corpora: Corpora) -> dict:
-    if cfg.asr_run is None:
-        return {"reason": "no --asr-run given (a finished training run of ours on original data)"}
-    from data_prep.kaldi import write_manifest
-    from speechfl.data.dataset import make_dataset, make_loader
-    from speechfl.data.features import FeatureCache, FeatureConfig
+def _load_asr(run_dir: str):
+    """(model, tokenizer, n_mels) of a finished ``speechfl train`` run."""
     from speechfl.data.tokenizer import CharTokenizer
     from speechfl.experiment.run import load_run_model
-    from speechfl.metrics.asr import transcribe
 
-    hparams, _, state = load_run_model(cfg.asr_run)
+    hparams, _, state = load_run_model(run_dir)
     model = hparams["model"]
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f"--asr-run {cfg.asr_run}: model.pt does not fit the run's model ({error})") from None
-    cache = FeatureCache(FeatureConfig(n_mels=int(hparams.get("n_mels", 80))), str(Path(cfg.out) / "features"))
-    out: Dict[str, object] = {}
-    n = 0
+        raise ValueError(f"ASR run {run_dir}: model.pt does not fit the run's model ({error})") from None
+    return model, hparams.get("tokenizer") or CharTokenizer(), int(hparams.get("n_mels", 80))
+
+
+def _error_rates(cfg: EvalConfig, corpora: Corpora, run_dir: str, data: str) -> dict:
+    """Pooled WER/CER of the ASR of ``run_dir`` on the ``data`` corpus's evaluation splits."""
+    from data_prep.kaldi import write_manifest
+    from speechfl.data.dataset import make_dataset, make_loader
+    from speechfl.data.features import FeatureCache, FeatureConfig
+    from speechfl.metrics.asr import transcribe
+
+    model, tokenizer, n_mels = _load_asr(run_dir)
+    cache = FeatureCache(FeatureConfig(n_mels=n_mels), str(Path(cfg.out) / "features"))
+    errs = {"w": 0, "nw": 0, "c": 0, "nc": 0, "n": 0}
+    for s in cfg.splits:
+        csv = write_manifest(corpora.eval[data][s].rows, Path(cfg.out) / "manifests" / f"{data}_{s}.csv", source=data,
+                             has_text=True)
+        loader = make_loader(make_dataset(csv, tokenizer, cache).filtered_sorted(sort_key="duration"), 16,
+                             shuffle=False)
+        for rec in transcribe(model, loader, tokenizer):
+            errs["w"] += rec.word_errors
+            errs["nw"] += rec.n_words
+            errs["c"] += rec.char_errors
+            errs["nc"] += rec.n_chars
+            errs["n"] += 1
+    return {"wer": errs["w"] / max(1, errs["nw"]), "cer": errs["c"] / max(1, errs["nc"]), "n_utterances": errs["n"],
+            "asr_run": str(run_dir)}
+
+
+def _asr(cfg: EvalConfig, corpora: Corpora) -> dict:
+    """WER/CER: the original-data ASR on original and anonymized speech; the retrained one on anonymized speech."""
+    if cfg.asr_run is None:
+        return {"reason": "no --asr-run given (a finished training run of ours on original data)"}
     for d in DATA:
-        errs = {"w": 0, "nw": 0, "c": 0, "nc": 0}
         for s in cfg.splits:
-            split = corpora.eval[d][s]
-            if not split.has_text:
+            if not corpora.eval[d][s].has_text:
                 return {"reason": f"split {s} of the {d} corpus has no transcripts (privacy-only)"}
-            csv = write_manifest(split.rows, Path(cfg.out) / "manifests" / f"{d}_{s}.csv", source=d, has_text=True)
-            loader = make_loader(make_dataset(csv, CharTokenizer(), cache).filtered_sorted(sort_key="duration"), 16,
-                                 shuffle=False)
-            for rec in transcribe(model, loader, CharTokenizer()):
-                errs["w"] += rec.word_errors
-                errs["nw"] += rec.n_words
-                errs["c"] += rec.char_errors
-                errs["nc"] += rec.n_chars
-                n += d == "original"
-        out[d] = {"wer": errs["w"] / max(1, errs["nw"]), "cer": errs["c"] / max(1, errs["nc"])}
-    out["n_utterances"] = n
-    out["asr_run"] = str(cfg.asr_run)
+    out = {d: _error_rates(cfg, corpora, cfg.asr_run, d) for d in DATA}
+    if cfg.asr_run_anonymized is not None:
+        out["anonymized_retrained"] = _error_rates(cfg, corpora, cfg.asr_run_anonymized, "anonymized")
     return out
 
 

@@ -113,6 +113,8 @@ def markdown(results: dict) -> str:
     asr_text = (f"WER original {100 * asr['original']['wer']:.2f}% -> anonymized {100 * asr['anonymized']['wer']:.2f}%"
                 f" (CER {100 * asr['original']['cer']:.2f}% -> {100 * asr['anonymized']['cer']:.2f}%)"
                 if "original" in asr else f"not computed: {asr['reason']}")
+    if "anonymized_retrained" in asr:
+        asr_text += f"; ASR retrained on anonymized data: WER {100 * asr['anonymized_retrained']['wer']:.2f}%"
     rho = util["rho_f0"]["rho_f0"]
     gvd = util["gvd"]["gvd_db"]
     lines += ["", "## Utility", "", f"- ASR: {asr_text}",
