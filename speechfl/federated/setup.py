@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
-from speechfl.config import ExperimentConfig, build_components, check_against_partition
+from speechfl.config import Components, ExperimentConfig, build_components, check_against_partition
 from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompressor
 from speechfl.data.dataset import DataTransforms, make_dataset, make_loader, read_manifest
 from speechfl.data.partition import Partition, partition_speakers, pooled_partition
@@ -118,6 +118,18 @@ def sample_clients(ids: List[str], per_round, seed: int, round_: int) -> List[st
     return sorted(rng.sample(sorted(ids), k))
 
 
+def partition_stage(cfg: ExperimentConfig, components: Components,
+                    corpus: Corpus) -> Tuple[List[dict], Partition, int]:
+    """Stage 4: the train manifest's rows, their partition into clients (one pooled client for the
+    centralized engine), and the checks that need the number of clients; returns the updates per round."""
+    rows = read_manifest(corpus.manifests["train"])
+    if cfg.engine.pooled:
+        partition = pooled_partition(rows)
+    else:
+        partition = partition_speakers(rows, cfg.speakers_per_client, cfg.min_utterances, cfg.seed)
+    return rows, partition, check_against_partition(cfg, components, len(partition.client_ids))
+
+
 def build_setup(hparams: dict, progress: bool = True, config: Optional[ExperimentConfig] = None) -> FederatedSetup:
     """Build an experiment in stages; a bad configuration fails before the corpus is touched.
 
@@ -135,15 +147,15 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     engine, seed, device = cfg.engine, cfg.seed, cfg.device
     uplink, downlink, robust = components.uplink, components.downlink, components.robust
     client_config = cfg.client
+    fair = getattr(components.server_optimizer, "client_aware", False)
+    if fair:  # q-FedAvg / AFL / CTC-DRO / group reweighting: refusals before the corpus is touched
+        from speechfl.fairness import check_fairness_compatible
+
+        check_fairness_compatible(hparams, robust, engine)
     torch.manual_seed(seed)
 
     corpus = prepare_corpus(hparams, progress=progress)
-    rows = read_manifest(corpus.manifests["train"])
-    if engine.pooled:
-        partition = pooled_partition(rows)
-    else:
-        partition = partition_speakers(rows, cfg.speakers_per_client, cfg.min_utterances, seed)
-    per_round = check_against_partition(cfg, components, len(partition.client_ids))
+    rows, partition, per_round = partition_stage(cfg, components, corpus)
     by_id = {r["ID"]: r for r in rows}
     client_rows = {c: [by_id[u] for u in us] for c, us in partition.utterances.items()}
     genders = {r["spk_id"]: r["gender"] for r in rows}
@@ -192,6 +204,11 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         server_optimizer.configure(n_clients=len(partition.client_ids), per_round=per_round,
                                    local_steps=client_config.local_steps,
                                    local_lr=float(client_config.optimizer["lr"]), local_lr_decay=client_config.lr_decay)
+
+    if fair:  # client groups, L, and clients reporting their loss at the global model
+        from speechfl.fairness import configure_fairness
+
+        client_config = configure_fairness(server_optimizer, hparams, partition, genders, client_config)
 
     malicious, update_attack, data_attack = set(), None, None
     mal = hparams.get("malicious")
