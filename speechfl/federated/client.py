@@ -39,6 +39,9 @@ class ClientConfig:
     ``local_epochs`` or ``local_steps`` (exactly one). ``prox_mu > 0`` adds the FedProx
     term mu/2 ||w - w_global||^2 (Li et al. 2020). ``lr_decay`` multiplies the local learning
     rate by ``lr_decay ** (round - 1)`` (local learning-rate decay across rounds).
+    ``report_global_loss`` adds ``global_loss`` to the update's metadata: the mean CTC loss of
+    the client's data at the global model, before training (``F_k`` of q-FedAvg and AFL; set by
+    the setup when a fairness-aware server optimizer needs it).
     """
 
     local_epochs: Optional[int] = 1
@@ -49,6 +52,7 @@ class ClientConfig:
     max_grad_norm: Optional[float] = 5.0
     keep_optimizer_state: bool = False  # stateful clients (the centralized reference uses it)
     lr_decay: float = 1.0
+    report_global_loss: bool = False
 
     def __post_init__(self):
         if (self.local_epochs is None) == (self.local_steps is None):
@@ -115,6 +119,11 @@ def local_train(
     n = len(dataset)
     if n == 0:
         raise ValueError(f"client {client_id} has no training utterances")
+    global_loss = None
+    if config.report_global_loss:  # eval mode, no random draw: the training below is unchanged by it
+        from speechfl.metrics.asr import mean_loss
+
+        global_loss = mean_loss(model, make_loader(dataset, config.batch_size, shuffle=False), device)
     opt_spec = dict(config.optimizer)
     if config.lr_decay != 1.0:
         opt_spec["lr"] = float(opt_spec["lr"]) * config.lr_decay ** (round_ - 1)
@@ -189,6 +198,8 @@ def local_train(
     if control is not None:
         state["scaffold_c"] = c_i - control.cpu() - delta / (steps * float(opt_spec["lr"]))
     meta = {"train_loss": loss_sum / max(steps, 1), "steps": steps, "seconds": time.perf_counter() - start}
+    if global_loss is not None:
+        meta["global_loss"] = global_loss
     if adv_acc:
         meta["adversary_accuracy"] = sum(adv_acc) / len(adv_acc)
     if dp is not None:

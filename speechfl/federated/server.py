@@ -156,6 +156,10 @@ class Server:
             contrib = torch.full((len(vectors),), 1.0 / len(vectors))
             dp_info = {"clip": float(self.dp_user.last_clip),
                        "clipped_fraction": float((self.dp_user.last_norms > self.dp_user.last_clip).float().mean())}
+        elif getattr(self.optimizer, "client_aware", False):  # speechfl.fairness: weights from reported losses
+            metadata = {r.client_id: r.metadata for r in received}
+            agg, coef = self.optimizer.combine(stacked, weights, accepted, [metadata[c] for c in accepted])
+            contrib = coef.to(torch.float64) / coef.to(torch.float64).sum()
         else:
             agg = self.robust(stacked, weights)
             contrib = self.robust.last_weights

@@ -175,3 +175,7 @@ class Scaffold(ServerOptimizer):
     def load_state_dict(self, state):
         self.control = _clone(state.get("control"))
         self.rounds = int(state.get("rounds", 0))
+
+
+# fairness-aware server steps (q-FedAvg, AFL, CTC-DRO, group reweighting) register themselves here
+import speechfl.fairness  # noqa: E402,F401
