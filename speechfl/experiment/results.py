@@ -104,7 +104,7 @@ def model_section(model) -> Dict:
 
 @dataclass(frozen=True)
 class TestSection:
-    """``test``: pooled WER/CER (percent) and utterance count, by gender and by speaker (each ``{wer, cer, n_utts}``)."""
+    """``test``: pooled WER/CER (percent) and utterance count, by gender and by speaker (``{wer, cer, n_utts}``)."""
 
     wer: float
     cer: float

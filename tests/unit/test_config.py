@@ -8,7 +8,8 @@ from speechfl.experiment.hparams import load_hparams
 from speechfl.experiment.run import run_federated
 from tests.integration.helpers import FED_HPARAMS
 
-BASE = {"seed": 1, "rounds": 2, "output_folder": "out", "client": {"local_epochs": None, "local_steps": 1, "batch_size": 4}}
+BASE = {"seed": 1, "rounds": 2, "output_folder": "out",
+        "client": {"local_epochs": None, "local_steps": 1, "batch_size": 4}}
 
 
 def cfg(**changes):

@@ -12,7 +12,8 @@ from speechfl.federated.engines import ENGINE_MODULES, get_engine, register_engi
 
 def test_every_engine_name_has_a_module_and_unknown_names_are_listed():
     assert set(ENGINE_MODULES) == set(Engine)
-    assert get_engine("inprocess") is engines.run_inprocess and get_engine(Engine.CENTRALIZED) is engines.run_centralized
+    assert get_engine("inprocess") is engines.run_inprocess
+    assert get_engine(Engine.CENTRALIZED) is engines.run_centralized
     with pytest.raises(ConfigError, match="engine: unknown engine 'flwr'; valid engines: inprocess, centralized, "
                                           "flower-sim, gossip, gossip-dist"):
         get_engine("flwr")
