@@ -201,3 +201,46 @@ def test_strongest_attacker_per_scenario():
         EvalConfig(original="o", anonymized="a", out="x", backends=("plda",))
     with pytest.raises(ValueError, match="sequence models"):
         EvalConfig(original="o", anonymized="a", out="x", attackers=("mlp",))
+
+
+def test_asr_utility_matches_direct_transcription(tiny_corpus, tiny_hparams_overrides, tmp_path):
+    """WER/CER of a run's model on both corpora equal a direct greedy decode of the same model (oracle)."""
+    import json
+
+    from speechfl.anonymization.apply import anonymize_corpus
+    from speechfl.anonymization.corpus import load_split
+    from speechfl.anonymization.evaluate import _asr
+    from speechfl.data.dataset import make_dataset, make_loader
+    from speechfl.data.features import FeatureCache, FeatureConfig
+    from speechfl.data.tokenizer import CharTokenizer
+    from speechfl.experiment.hparams import load_hparams
+    from speechfl.metrics.asr import pooled_rates, transcribe
+    from tests.integration.helpers import FED_HPARAMS, TINY_MODEL
+
+    argv = [*tiny_hparams_overrides, *TINY_MODEL]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"config": {"hparams_file": str(FED_HPARAMS), "argv": argv}}))
+    torch.manual_seed(0)
+    hparams = load_hparams(FED_HPARAMS, argv)
+    model = hparams["model"]
+    torch.save(model.state_dict(), run / "model.pt")
+    anon = tmp_path / "anon"
+    anonymize_corpus(tiny_corpus / "test", anon / "test", {"name": "vtln", "seed": 0}, workers=1, progress=False)
+    split = {"original": load_split(tiny_corpus, "test"), "anonymized": load_split(anon, "test")}
+    corpora = Corpora({d: {"test": split[d]} for d in split}, {}, {})
+    cfg = EvalConfig(original=str(tiny_corpus), anonymized=str(anon), out=str(tmp_path / "out"), splits=("test",),
+                     asr_run=str(run))
+    out = _asr(cfg, corpora)
+    cache = FeatureCache(FeatureConfig(n_mels=int(hparams["n_mels"])))
+    for d in ("original", "anonymized"):
+        from data_prep.kaldi import write_manifest
+
+        csv = write_manifest(split[d].rows, tmp_path / f"{d}.csv", source=d, has_text=True)
+        recs = transcribe(model, make_loader(make_dataset(csv, CharTokenizer(), cache), 4, shuffle=False),
+                          CharTokenizer())
+        rates = pooled_rates(recs)
+        # pooled_rates is in percent, the anonymization schema in fractions
+        assert 100 * out[d]["wer"] == pytest.approx(rates["wer"]) and 100 * out[d]["cer"] == pytest.approx(rates["cer"])
+        assert out[d]["n_utterances"] == len(split[d].rows) == 12
+    assert "anonymized_retrained" not in out
