@@ -303,7 +303,7 @@ def prepare_librispeech(data_folder, save_folder, splits, skip_bad=False, progre
         raise DataPrepError(f"data folder {data_folder} does not exist")
     speakers = None
     config = {"preparation": "librispeech", "version": PREPARE_VERSION, "data_folder": str(data_folder),
-              "splits": list(names), "skip_bad": bool(skip_bad)}
+              "splits": sorted(names), "skip_bad": bool(skip_bad)}  # split order does not change the manifests
     if speakers_file:
         speakers_file = Path(speakers_file).resolve()
         speakers = read_speakers_file(speakers_file)

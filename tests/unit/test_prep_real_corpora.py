@@ -189,3 +189,23 @@ def test_a_manifest_transcript_outside_the_alphabet_names_the_utterance(tmp_path
     with pytest.raises(ManifestError, match=r"train.csv: utterance u-1: transcript has characters outside the "
                                             r"alphabet \['É', 'Ï'\].*speechfl prepare"):
         ds[0]
+
+
+def test_manifests_prepared_with_skip_bad_are_reused_by_train(tmp_path, capsys):
+    from speechfl.experiment.corpus import prepare_corpus
+    from tests.unit.test_librispeech_prep import LAYOUT as BASE, write_audio
+
+    corpus = make_corpus(tmp_path / "c", BASE)
+    write_audio(corpus / "train" / "14" / "208" / "14-208-0007.flac", 1600, 16000)  # audio without transcript
+    save = tmp_path / "save"
+    assert _cli(["prepare", "librispeech", str(corpus), str(save), "--splits", "dev,train", "--skip-bad",
+                 "--no-progress"]) == 0
+    stamp = (save / "train.csv").stat().st_mtime_ns
+    hp = {"data_folder": str(corpus), "save_folder": str(save), "train_splits": ["train"], "valid_split": "dev",
+          "test_split": "dev", "skip_bad": True}
+    got = prepare_corpus(hp, progress=False)
+    assert got.manifests["train"] == save / "train.csv" and (save / "train.csv").stat().st_mtime_ns == stamp
+    with pytest.raises(DataPrepError, match=r"`skip_bad: true` in the hparams file \(or --skip_bad=true\)"):
+        prepare_corpus(dict(hp, skip_bad=False), progress=False)
+    with pytest.raises(ValueError, match="hparams key skip_bad must be true or false, got 'yes'"):
+        prepare_corpus(dict(hp, skip_bad="yes"), progress=False)
