@@ -244,3 +244,24 @@ def test_asr_utility_matches_direct_transcription(tiny_corpus, tiny_hparams_over
         assert 100 * out[d]["wer"] == pytest.approx(rates["wer"]) and 100 * out[d]["cer"] == pytest.approx(rates["cer"])
         assert out[d]["n_utterances"] == len(split[d].rows) == 12
     assert "anonymized_retrained" not in out
+
+
+def test_cli_anonymize_and_errors(tmp_path, capsys):
+    from data_prep.kaldi import read_kaldi_dir
+    from speechfl.anonymization.anonymizers import ANONYMIZERS
+    from speechfl.cli import main
+
+    make_kaldi(tmp_path / "in" / "dev", per_spk=1)
+    main(["anonymize", str(tmp_path / "in"), str(tmp_path / "out"), "--method", "vtln", "--warp_min=0.15",
+          "--per=utterance", "--seed", "4", "--workers", "1", "--no-progress"])
+    assert "written 4" in capsys.readouterr().out
+    row = read_kaldi_dir(tmp_path / "out" / "dev").rows[0]
+    x, sr = soundfile.read(str(tmp_path / "in" / "dev" / "wav" / f"{row['ID']}.wav"))
+    expected = ANONYMIZERS.build("vtln", warp_min=0.15, per="utterance", seed=4)(x, sr, utt_id=row["ID"],
+                                                                                  spk_id=row["spk_id"])
+    y, _ = soundfile.read(row["wav"])
+    np.testing.assert_allclose(y, expected, atol=1.5 / 32768)  # 16-bit PCM rounding
+    with pytest.raises(SystemExit, match="unknown parameter.*'alpha'.*valid parameters: alpha_min"):
+        main(["anonymize", str(tmp_path / "in"), str(tmp_path / "o2"), "--method", "mcadams", "--alpha=0.8"])
+    with pytest.raises(SystemExit, match="anonymizer parameters are --name=value"):
+        main(["anonymize", str(tmp_path / "in"), str(tmp_path / "o3"), "--method", "mcadams", "--alpha_min", "0.8"])
