@@ -29,11 +29,32 @@ class Corpus:
     dev_carved: bool = False  # the valid manifest was carved out of the train split
 
 
-def _flag(hparams: dict, key: str) -> bool:
-    value = hparams.get(key, False)
-    if not isinstance(value, bool):
-        raise ValueError(f"hparams key {key} must be true or false, got {value!r}")
-    return value
+def check_data_keys(hparams: dict) -> None:
+    """Validate the data keys before anything is generated or read; raises ``ConfigError`` naming the key.
+
+    ``skip_bad`` (bool), ``speakers_file`` (an existing file, parsed), ``carve_dev_speakers``
+    (positive int or null), ``feature_cache_memory_mb`` (number >= 0 or null).
+    """
+    from speechfl.config.errors import ConfigError
+
+    skip_bad = hparams.get("skip_bad", False)
+    if not isinstance(skip_bad, bool):
+        raise ConfigError("skip_bad", f"must be true or false, got {skip_bad!r}")
+    n_dev = hparams.get("carve_dev_speakers")
+    if n_dev is not None and (isinstance(n_dev, bool) or not isinstance(n_dev, int) or n_dev < 1):
+        raise ConfigError("carve_dev_speakers", f"must be a positive integer or null, got {n_dev!r}")
+    memory = hparams.get("feature_cache_memory_mb")
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, (int, float)) or memory < 0):
+        raise ConfigError("feature_cache_memory_mb", f"must be a number of MiB >= 0, got {memory!r}")
+    speakers = hparams.get("speakers_file")
+    if speakers:
+        from data_prep.manifest import DataPrepError
+        from data_prep.speakers import read_speakers_file
+
+        try:
+            read_speakers_file(speakers)
+        except DataPrepError as exc:
+            raise ConfigError("speakers_file", str(exc)) from None
 
 
 def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
@@ -49,6 +70,7 @@ def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
     """
     from data_prep.librispeech import prepare_librispeech
 
+    check_data_keys(hparams)
     data_folder = Path(hparams["data_folder"])
     syn: Optional[dict] = hparams.get("synthetic")
     if syn:
@@ -72,7 +94,7 @@ def prepare_corpus(hparams: dict, progress: bool = True) -> Corpus:
     carve = valid not in (train, test) and not (data_folder / valid).is_dir()
     splits = [train, test] if carve else [train, valid, test]
     csvs = prepare_librispeech(data_folder, hparams["save_folder"], splits=list(dict.fromkeys(splits)),
-                               progress=progress, skip_bad=_flag(hparams, "skip_bad"),
+                               progress=progress, skip_bad=hparams.get("skip_bad", False),
                                speakers_file=hparams.get("speakers_file") or None)
     manifests = {"train": Path(csvs[train]), "test": Path(csvs[test])}
     if carve:

@@ -207,5 +207,22 @@ def test_manifests_prepared_with_skip_bad_are_reused_by_train(tmp_path, capsys):
     assert got.manifests["train"] == save / "train.csv" and (save / "train.csv").stat().st_mtime_ns == stamp
     with pytest.raises(DataPrepError, match=r"`skip_bad: true` in the hparams file \(or --skip_bad=true\)"):
         prepare_corpus(dict(hp, skip_bad=False), progress=False)
-    with pytest.raises(ValueError, match="hparams key skip_bad must be true or false, got 'yes'"):
+    with pytest.raises(ValueError, match="skip_bad: must be true or false, got 'yes'"):
         prepare_corpus(dict(hp, skip_bad="yes"), progress=False)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("carve_dev_speakers", 0, "carve_dev_speakers: must be a positive integer or null, got 0"),
+    ("feature_cache_memory_mb", -1, "feature_cache_memory_mb: must be a number of MiB >= 0, got -1"),
+    ("speakers_file", "/nowhere/spk2gender", "speakers_file: speakers file /nowhere/spk2gender does not exist"),
+])
+def test_data_keys_are_checked_before_anything_is_read(tmp_path, key, value, match):
+    from speechfl.config.errors import ConfigError
+    from speechfl.experiment.corpus import check_data_keys, prepare_corpus
+
+    hp = {"data_folder": str(tmp_path / "absent"), "save_folder": str(tmp_path / "s"), "train_splits": ["train"],
+          "valid_split": "dev", "test_split": "test", key: value}
+    with pytest.raises(ConfigError, match=match):
+        check_data_keys(hp)
+    with pytest.raises(ConfigError, match=match):  # before the missing data folder is noticed
+        prepare_corpus(hp, progress=False)
