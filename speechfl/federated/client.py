@@ -120,10 +120,11 @@ def local_train(
     if n == 0:
         raise ValueError(f"client {client_id} has no training utterances")
     global_loss = None
-    if config.report_global_loss:  # eval mode, no random draw: the training below is unchanged by it
+    if config.report_global_loss:  # eval mode; the RNG is re-seeded so the training below is unchanged by it
         from speechfl.metrics.asr import mean_loss
 
         global_loss = mean_loss(model, make_loader(dataset, config.batch_size, shuffle=False), device)
+        torch.manual_seed(cseed)  # a DataLoader draws its base seed from the global generator
     opt_spec = dict(config.optimizer)
     if config.lr_decay != 1.0:
         opt_spec["lr"] = float(opt_spec["lr"]) * config.lr_decay ** (round_ - 1)

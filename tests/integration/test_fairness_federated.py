@@ -1,0 +1,42 @@
+"""Fairness-aware server steps in the real round loop on the tiny corpus."""
+
+import pytest
+import torch
+
+from speechfl.federated.setup import build_setup
+from speechfl.federated.simulation import Simulation
+from tests.integration.helpers import fed_hparams
+
+EXTRA = ("--rounds=2", "--clients_per_round=3", "--eval_every=0",
+         "--client={local_epochs: null, local_steps: 2, batch_size: 4, optimizer: {name: adam, lr: 0.003}}")
+
+
+def _run(overrides, out, *extra):
+    sim = Simulation(build_setup(fed_hparams(overrides, out, *EXTRA, *extra), progress=False), out, progress=False)
+    sim.run()
+    return sim
+
+
+@pytest.mark.slow
+def test_qfedavg_q0_run_equals_fedavg_bitwise_and_afl_moves_lambda(tiny_hparams_overrides, tmp_path):
+    fedavg = _run(tiny_hparams_overrides, tmp_path / "fedavg")
+    q0 = _run(tiny_hparams_overrides, tmp_path / "q0", "--server_optimizer={name: qfedavg, q: 0.0}")
+    assert torch.equal(fedavg.server.global_flat, q0.server.global_flat)
+    assert q0.setup.client_config.report_global_loss and not fedavg.setup.client_config.report_global_loss
+    q5 = _run(tiny_hparams_overrides, tmp_path / "q5", "--server_optimizer={name: qfedavg, q: 5.0}")
+    assert not torch.equal(q5.server.global_flat, fedavg.server.global_flat)
+
+    afl = _run(tiny_hparams_overrides, tmp_path / "afl", "--server_optimizer={name: afl, eta: 1.0}")
+    lam = afl.server.optimizer.weights_by_group
+    assert set(lam) == {"F", "M"} and sum(lam.values()) == pytest.approx(1.0) and lam["F"] != 0.5
+    # the round's contributions follow lambda: each group's clients share its weight
+    genders = {c: afl.setup.genders[afl.setup.partition.clients[c][0]] for c in afl.setup.partition.client_ids}
+    weights = afl.history[-1]["weights"]
+    assert sum(w for c, w in weights.items() if genders[c] == "F") == pytest.approx(lam["F"], abs=1e-6)
+
+
+def test_secagg_with_qfedavg_is_refused_before_the_corpus(tiny_hparams_overrides, tmp_path):
+    hp = fed_hparams(tiny_hparams_overrides, tmp_path / "x", *EXTRA, "--server_optimizer=qfedavg", "--secagg={}",
+                     "--data_folder=/nonexistent/corpus")
+    with pytest.raises(ValueError, match="secagg: the server sees only the masked sum"):
+        build_setup(hp, progress=False)
