@@ -13,8 +13,8 @@ Resuming under a different fingerprint is refused, naming the differing keys; th
 key ``resume`` chooses what happens to an existing checkpoint:
 
 - ``auto`` (default): resume when the fingerprint matches, refuse when it differs;
-- ``fresh``: ignore an existing checkpoint and start again from round 0 (it is overwritten
-  after the first round).
+- ``fresh``: start again from round 0; an existing checkpoint and ``recorded/`` updates are
+  moved to ``<output_folder>/superseded-<n>/`` so the new run never mixes with them.
 """
 
 from __future__ import annotations

@@ -80,8 +80,7 @@ class Simulation:
         if not path.exists():
             return
         if self.resume_mode == "fresh":
-            logger.warning("resume=fresh: ignoring %s and starting from round 0 (it is overwritten after round 1)",
-                           path)
+            self._set_aside(path)
             return
         state = load_checkpoint(path)
         check_fingerprint(state, self.fingerprint, path)
@@ -94,6 +93,19 @@ class Simulation:
         self.history = state["history"]
         torch.set_rng_state(state["torch_rng"])
         logger.info("resuming after round %d from %s", self.round, path)
+
+    def _set_aside(self, path: Path) -> None:
+        """``resume: fresh``: move the old checkpoint and recorded updates to ``superseded-<n>/`` (never mixed in)."""
+        n = 1
+        while (self.out / f"superseded-{n}").exists():
+            n += 1
+        dest = self.out / f"superseded-{n}"
+        dest.mkdir()
+        path.replace(dest / CHECKPOINT)
+        if (self.out / "recorded").is_dir():
+            (self.out / "recorded").replace(dest / "recorded")
+        logger.warning("resume=fresh: the previous run's checkpoint (and recorded updates) moved to %s; starting "
+                       "from round 0", dest)
 
     # -- one round -------------------------------------------------------------------------------
     def _broadcast(self, ctx, n_clients: int) -> int:

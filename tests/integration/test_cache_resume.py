@@ -93,6 +93,7 @@ def test_changed_configuration_is_refused_then_fresh_restarts(tiny_hparams_overr
                              "--server_optimizer={name: fedavgm, lr: 1.0, momentum: 0.9}"), resume="fresh")
     restarted = Simulation(build_setup(fresh, progress=False), tmp_path, progress=False)
     assert restarted.round == 0 and restarted.history == []
+    assert (tmp_path / "superseded-1" / CHECKPOINT).is_file() and not (tmp_path / CHECKPOINT).exists()
     restarted.run_round()
     changed = fed_hparams(tiny_hparams_overrides, tmp_path, *base, "--seed=7",
                           "--server_optimizer={name: fedavgm, lr: 1.0, momentum: 0.9}")
