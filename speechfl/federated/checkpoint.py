@@ -69,6 +69,8 @@ def _canonical(value: Any, depth: int = 0) -> Any:
         return {str(k): _canonical(v, depth + 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):
         return [_canonical(v, depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)):  # iteration order varies between processes (hash seed)
+        return sorted((_canonical(v, depth + 1) for v in value), key=repr)
     if isinstance(value, torch.Tensor):
         return {"tensor": list(value.shape), "dtype": str(value.dtype), "sum": float(value.double().sum())}
     out: Dict[str, Any] = {"class": f"{type(value).__module__}.{type(value).__qualname__}"}

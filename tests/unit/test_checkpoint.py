@@ -148,3 +148,26 @@ def test_torch_full_disk_runtime_error_is_translated(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(WriteError, match=r"cannot write .*ckpt.pt: no space left on the device"):
         atomic_torch_save({}, tmp_path / "ckpt.pt")
+
+
+_FINGERPRINT_SCRIPT = """
+import json, sys
+from speechfl.experiment.hparams import load_hparams
+from speechfl.federated.checkpoint import config_fingerprint
+from tests.integration.helpers import FED_HPARAMS
+hp = load_hparams(FED_HPARAMS, ["--adversary={target: speaker, heads: [linear], weight: 1.0}"])
+hp["extra_set"] = {"b", "a", "c"}
+print(json.dumps(config_fingerprint(hp), sort_keys=True))
+"""
+
+
+def test_fingerprint_is_identical_across_processes():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    outs = [subprocess.run([sys.executable, "-c", _FINGERPRINT_SCRIPT], cwd=root, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1"}, check=True).stdout
+            for seed in ("1", "2")]
+    assert outs[0] == outs[1] and '"model"' in outs[0]
