@@ -32,8 +32,9 @@ def test_recipe_learns_train_cer_falls(tiny_hparams_overrides, tmp_path):
 
     load_recipe().main([str(CTC_HPARAMS), *overrides])
     res = json.loads((out / "results.json").read_text())
-    assert untrained["cer"] > 90
-    assert res["test"]["cer"] < 60, res["test"]["cer"]
+    # an untrained CTC model emits near-garbage (how near depends on the encoder and features in the hparams)
+    assert untrained["cer"] > 80, untrained["cer"]
+    assert res["test"]["cer"] < min(60, untrained["cer"] - 25), (res["test"]["cer"], untrained["cer"])
     assert res["model"]["n_params"] > 0 and res["seconds"] > 0
     assert res["test"]["by_group"]["gender"].keys() == {"F", "M"}
     assert all(v["n_utts"] > 0 for v in res["test"]["by_speaker"].values())
