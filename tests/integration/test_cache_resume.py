@@ -100,3 +100,20 @@ def test_changed_configuration_is_refused_then_fresh_restarts(tiny_hparams_overr
     again = Simulation(build_setup(changed, progress=False), tmp_path, progress=False)
     assert again.round == 1  # the new run's checkpoint now matches the new configuration
 
+
+
+def test_speechfl_train_on_a_truncated_checkpoint_is_one_line(tiny_hparams_overrides, tmp_path, capsys):
+    from speechfl.cli import main
+    from tests.integration.helpers import FED_HPARAMS, TINY_MODEL
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CHECKPOINT).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(SystemExit):
+        main(["train", str(FED_HPARAMS), *tiny_hparams_overrides, f"--output_folder={out}", *TINY_MODEL,
+              "--rounds=1"])
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    err = [line for line in stderr.splitlines() if line.startswith("speechfl")]  # the rest are progress bars
+    assert len(err) == 1 and err[0].startswith("speechfl train: error: ")
+    assert f"{out / CHECKPOINT} is truncated or corrupt" in err[0] and "--resume=fresh" in err[0]
