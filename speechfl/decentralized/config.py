@@ -80,7 +80,8 @@ def check_composition(setup, cfg: GossipConfig, distributed: bool) -> None:
     if setup.downlink is not None:
         raise ValueError("downlink compresses a server broadcast; gossip has none (CHOCO compresses with uplink)")
     cpr = h.get("clients_per_round", 1.0)
-    if cpr not in (1.0, len(setup.partition.client_ids)):
+    every = (isinstance(cpr, float) and cpr == 1.0) or (isinstance(cpr, int) and cpr == len(setup.partition.client_ids))
+    if not every:
         raise ValueError(f"clients_per_round={cpr!r}: every gossip node trains every round (use gossip.pairing "
                          "for time-varying communication)")
     opt = h.get("server_optimizer", "fedavg")
@@ -115,6 +116,9 @@ def check_composition(setup, cfg: GossipConfig, distributed: bool) -> None:
         raise ValueError("Muffliato's privacy accounting assumes linear gossip; it is not stated for robust rules")
     if cfg.pairing and neighbourhood_rule:
         raise ValueError(f"aggregator={robust_name!r} over a random pair (2 rows) is not a robust rule")
+    if distributed and h.get("record_updates"):
+        raise ValueError("record_updates saves what every node received, which no single rank holds; record with "
+                         "engine=gossip (bitwise the same run)")
     if distributed and setup.malicious and setup.update_attack is not None:
         raise ValueError("omniscient update attacks forge messages from the receiver's and its neighbours' models, "
                          "which one rank does not hold; run them with engine=gossip (data attacks work in both)")

@@ -117,6 +117,9 @@ class GossipEngine:
             "update_norm": float((mean - prev_mean).norm()),
             "consensus_distance": net["consensus_distance"], "bytes_per_node": net["bytes_up"] / n,
         }
+        eps = [m["epsilon"] for m in out["meta"].values() if "epsilon" in m]
+        if eps:  # local DP-SGD (dp_sample) on the nodes this process hosts
+            record["epsilon_sample_max"] = max(eps)
         self._record(r, out)
         eval_every = int(s.hparams.get("eval_every", 1))
         if self.lead and eval_every > 0 and (r % eval_every == 0 or r == int(s.hparams["rounds"])):

@@ -21,6 +21,8 @@ def client(steps: int, opt: str = "{name: adam, lr: 0.003}") -> str:
 # The equivalence tests use SGD: Adam divides by sqrt(v) and turns float-rounding differences in
 # near-zero gradients into lr-sized steps, so "the same maths in another float order" would not stay close.
 SGD = "{name: sgd, lr: 0.5}"
+# the two recipes' model blocks pinned to one architecture (the FedAvg recipe's defaults may change)
+SAME_MODEL = ("--encoder=conv_rnn", "--n_mels=80", "--dropout=0.15", "--rnn_type=gru")
 
 
 def run(base, out, *extra, hparams=GOSSIP_HPARAMS):
@@ -44,20 +46,21 @@ def _one_thread():
 def test_dpsgd_on_a_complete_graph_with_one_local_step_is_fedavg(tiny_hparams_overrides, tmp_path):
     # Complete graph: Metropolis-Hastings gives W = J/n, so after each round every node holds the
     # plain mean of the half-steps x + delta_i = FedAvg with an unweighted mean and server lr 1.
-    g = run(tiny_hparams_overrides, tmp_path / "gossip", client(1, SGD), "--gossip={topology: complete, eval_nodes: 1}")
-    f = run(tiny_hparams_overrides, tmp_path / "fedavg", client(1, SGD), "--engine=inprocess", "--aggregator=mean",
-            hparams=FED_HPARAMS)
+    g = run(tiny_hparams_overrides, tmp_path / "gossip", client(1, SGD), *SAME_MODEL,
+            "--gossip={topology: complete, eval_nodes: 1}")
+    f = run(tiny_hparams_overrides, tmp_path / "fedavg", client(1, SGD), *SAME_MODEL, "--engine=inprocess",
+            "--aggregator=mean", hparams=FED_HPARAMS)
     got, fed = nodes(tmp_path / "gossip"), torch.load(tmp_path / "fedavg" / "model.pt", weights_only=True)
     ref = next(iter(got.values()))
     assert all(torch.equal(v, ref) for v in got.values())  # every node holds the same model
     from speechfl.federated.update import flatten_params
 
-    setup_model = load_hparams(FED_HPARAMS, [*tiny_hparams_overrides, *TINY_MODEL])["model"]
+    setup_model = load_hparams(FED_HPARAMS, [*tiny_hparams_overrides, *TINY_MODEL, *SAME_MODEL])["model"]
     setup_model.load_state_dict(fed)
     from speechfl.federated.update import ParamLayout
 
     fed_flat = flatten_params(setup_model, ParamLayout.from_module(setup_model))
-    init = flatten_params(load_hparams(FED_HPARAMS, [*tiny_hparams_overrides, *TINY_MODEL])["model"],
+    init = flatten_params(load_hparams(FED_HPARAMS, [*tiny_hparams_overrides, *TINY_MODEL, *SAME_MODEL])["model"],
                           ParamLayout.from_module(setup_model))
     assert float((fed_flat - init).norm()) > 1e-2  # training moved the model
     # the same maths in a different float order (sum of models vs model + mean of deltas)
@@ -144,8 +147,20 @@ def test_recorded_messages_for_curious_neighbours(tiny_hparams_overrides, tmp_pa
     (("--gossip={topology: ring, algorithm: choco}", "--uplink={name: ef, inner: {name: topk, fraction: 0.1}}"),
      "keeps an error memory"),
     (("--clients_per_round=2",), "every gossip node trains every round"),
+    (("--clients_per_round=1",), "every gossip node trains every round"),
+    (("--engine=gossip-dist", "--record_updates=[1]"), "record with engine=gossip"),
     (("--aggregator={name: multi_krum, f: 0, m: 4}",), r"needs 4 rows but node\(s\) .* neighbourhoods of 3"),
 ])
 def test_refusals(tiny_hparams_overrides, tmp_path, extra, match):
     with pytest.raises((ValueError, TopologyError), match=match):
         run(tiny_hparams_overrides, tmp_path / "r", *extra)
+
+
+def test_random_pairings_send_at_most_one_model_per_node(tiny_hparams_overrides, tmp_path):
+    res = run(tiny_hparams_overrides, tmp_path / "pairs", "--gossip={topology: complete, pairing: true, eval_nodes: 1}")
+    model_bytes = 12 + 4 * next(iter(nodes(tmp_path / "pairs").values())).numel()
+    # a maximal matching of the complete graph on 4 nodes pairs everyone: one model sent per node
+    assert all(r["bytes_per_node"] == model_bytes for r in res["rounds"])
+    assert res["decentralized"]["mixing"] == "random_pairing"
+    # pairs differ between rounds (seeded by round), so after 2 rounds nodes are still not all equal
+    assert len({tuple(v[:5].tolist()) for v in nodes(tmp_path / "pairs").values()}) > 1
