@@ -99,3 +99,23 @@ def test_run_reconstruction_refuses_bad_setups():
     inp.updates[0].delta = inp.updates[0].delta[:-1]
     with pytest.raises(ValueError, match="update 0"):
         run_reconstruction(inp, ReconstructionConfig(threats=("labels",)))
+
+
+def test_reconstruction_from_recorded_rounds():
+    """Recorded rounds (each with its own global model): label sets per update, footprints across rounds."""
+    from speechfl.attackers.reconstruction.recorded import reconstruction_from_recorded
+
+    model, layout = _tiny()
+    inp = _input(model, layout)
+    g0 = inp.global_flat
+    rounds = [{"global": g0, "updates": {u.client_id: u.delta.half() for u in inp.updates[:3]}},
+              {"global": g0 + 0.01, "updates": {u.client_id: u.delta.half() for u in inp.updates[3:]}}]
+    tokens = {u.client_id: u.tokens for u in inp.updates}
+    rep = reconstruction_from_recorded(rounds, model, layout, tokens, {c: c for c in tokens}, inp.indicator)
+    lab, lm = rep.labels["recorded"], rep.local_model["recorded"]
+    assert lab.n_updates == 6 and lab.sign_precision == 1.0
+    assert (lm.n_target_trials, lm.n_nontarget_trials) == (3, 12) and lm.footprint_eer is not None
+    assert lm.relative_error is None and "relative_error" in lm.notes
+    assert rep.inversion == {} and "inversion" in rep.notes
+    with pytest.raises(ValueError, match="no recorded update"):
+        reconstruction_from_recorded(rounds, model, layout, {}, {}, inp.indicator)

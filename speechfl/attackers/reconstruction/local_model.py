@@ -22,7 +22,7 @@ the recovered models identify their speaker (lower = worse privacy).
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import torch
 
@@ -68,12 +68,23 @@ def encoder_means(model: torch.nn.Module, layout: ParamLayout, flat: torch.Tenso
         model.train(was_training)
 
 
-def footprints(model: torch.nn.Module, layout: ParamLayout, global_flat: torch.Tensor,
+def footprints(model: torch.nn.Module, layout: ParamLayout, global_flat: Union[torch.Tensor, Sequence[torch.Tensor]],
                deltas: Sequence[torch.Tensor], indicator: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``[N, U * D]`` footprints of the models ``global_flat + deltas[k]``."""
-    base = encoder_means(model, layout, global_flat, indicator)
-    return torch.stack([(encoder_means(model, layout, global_flat + d, indicator) - base).reshape(-1)
-                        for d in deltas])
+    """``[N, U * D]`` footprints of the models ``global_flat + deltas[k]``.
+
+    ``global_flat`` is one vector, or one per update (recorded rounds each start from their own
+    global model; the footprint is taken against that one).
+    """
+    bases = [global_flat] * len(deltas) if isinstance(global_flat, torch.Tensor) else list(global_flat)
+    if len(bases) != len(deltas):
+        raise ValueError(f"{len(bases)} global models for {len(deltas)} updates")
+    cache: dict = {}
+    rows = []
+    for b, d in zip(bases, deltas):
+        if id(b) not in cache:
+            cache[id(b)] = encoder_means(model, layout, b, indicator)
+        rows.append((encoder_means(model, layout, b + d, indicator) - cache[id(b)]).reshape(-1))
+    return torch.stack(rows)
 
 
 def footprint_trials(prints: torch.Tensor, speakers: Sequence[str]) -> Tuple[List[float], List[float]]:

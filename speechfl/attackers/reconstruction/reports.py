@@ -79,8 +79,8 @@ class LocalModelScore(_Report):
     the recovered local models (Tomashenko et al. 2022), lower = more linkable.
     """
 
-    relative_error: float
-    cosine: float
+    relative_error: Optional[float]
+    cosine: Optional[float]
     footprint_eer: Optional[float]
     n_updates: int
     n_target_trials: int

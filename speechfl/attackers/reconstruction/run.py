@@ -173,8 +173,8 @@ def local_model_score(inp: ReconstructionInput, views: List[torch.Tensor]) -> Lo
         errs = [recovery_error(v, u.delta) for u, v in zip(inp.updates, views)]
         rel, cos = sum(e[0] for e in errs) / len(errs), sum(e[1] for e in errs) / len(errs)
     else:
-        rel, cos = 0.0, 1.0
-        notes["relative_error"] = "updates are the server's view already: the true local models are unknown here"
+        rel = cos = None
+        notes["relative_error"] = notes["cosine"] = "updates are the server's view already: the true local models are unknown"
     prints = footprints(inp.model, inp.layout, inp.global_flat, views, list(inp.indicator))
     try:
         eer_, nt, nn = footprint_eer(prints, [u.speaker for u in inp.updates])
