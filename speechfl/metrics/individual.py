@@ -213,3 +213,34 @@ def tradeoff_pareto(points: Mapping[str, Mapping[str, float]]) -> List[str]:
         raise ValueError(f"configurations {missing[:3]} lack axes; each needs {TRADEOFF_AXES}")
     mask = pareto_mask([[float(points[n][a]) for a in TRADEOFF_AXES] for n in names])
     return [n for n, keep in zip(names, mask) if keep]
+
+
+def cosine_trials(embeddings, spk_ids: Sequence[str]) -> tuple:
+    """A training-free attacker's score matrix: cosine similarity to per-speaker enrolment means.
+
+    Each speaker's utterances (in the given order) alternate enrolment (even positions) and
+    probe (odd positions); a speaker model is the mean of its length-normalised enrolment
+    embeddings, and ``S[i, j]`` is the cosine of probe ``i`` with model ``j``. Speakers with
+    fewer than two utterances cannot be both enrolled and probed and are left out.
+
+    Returns
+    -------
+    (scores [n_probes, n_speakers], true [n_probes], speakers, left_out)
+    """
+    x = np.asarray(embeddings, dtype=float)
+    if x.ndim != 2 or x.shape[0] != len(spk_ids):
+        raise ValueError(f"embeddings must be [n_utts, dim] with one speaker id per row, got {x.shape} "
+                         f"and {len(spk_ids)} ids")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    rows: Dict[str, List[int]] = {}
+    for i, s in enumerate(spk_ids):
+        rows.setdefault(str(s), []).append(i)
+    speakers = sorted(s for s, r in rows.items() if len(r) >= 2)
+    left_out = sorted(s for s, r in rows.items() if len(r) < 2)
+    if len(speakers) < 2:
+        raise ValueError(f"cosine_trials needs two speakers with >= 2 utterances, got {speakers}")
+    models = np.stack([x[rows[s][0::2]].mean(axis=0) for s in speakers])
+    models = models / np.maximum(np.linalg.norm(models, axis=1, keepdims=True), 1e-12)
+    probes = [(i, j) for j, s in enumerate(speakers) for i in rows[s][1::2]]
+    scores = x[[i for i, _ in probes]] @ models.T
+    return scores, np.array([j for _, j in probes], dtype=np.int64), speakers, left_out

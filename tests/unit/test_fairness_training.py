@@ -173,3 +173,22 @@ def test_client_groups_need_one_group_per_client():
     assert client_groups(part, {"s1": "F", "s2": "M"}, "gender", None) == {"c1": "F", "c2": "M"}
     with pytest.raises(ValueError, match="two gender groups"):
         client_groups(part, {"s1": "F", "s2": "F"}, "gender", None)
+
+
+def test_gender_gap_and_privacy_group_gaps_by_hand():
+    from speechfl.fairness.tradeoff import gender_gap, privacy_group_gaps
+
+    res = {"test": {"cer": 30.0, "by_group": {"gender": {"F": {"cer": 40.0}, "M": {"cer": 25.0}}}}}
+    assert gender_gap(res) == {"F": 40.0, "M": 25.0, "gap": 15.0, "mean": 30.0}
+    reports = {
+        "speaker": {"families": {"linear": {"per_gender": {"F": {"top1": 0.9, "eer": 0.1},
+                                                           "M": {"top1": 0.6, "eer": None}}}}},
+        "membership": {"per_group": {"F": {"threshold": {"auc": 0.7}}, "M": {"threshold": {"auc": 0.55}}}},
+        "source_inference": {"per_client_accuracy": {"c1": 1.0, "c2": 0.5, "c3": 0.25}},
+    }
+    out = privacy_group_gaps(reports, {"c1": "F", "c2": "M", "c3": "M"})
+    assert out["speaker/linear"]["top1_gap"] == pytest.approx(0.3) and out["speaker/linear"]["eer_gap"] is None
+    assert out["membership/threshold"]["auc_gap"] == pytest.approx(0.15)
+    assert out["source_inference"]["groups"]["M"]["mean"] == pytest.approx(0.375)
+    assert out["source_inference"]["abs_gap"] == pytest.approx(0.625)
+    assert "fbank_speaker/linear" not in out

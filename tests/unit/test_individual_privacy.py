@@ -76,3 +76,15 @@ def test_tradeoff_pareto_by_hand():
     c = dict(a, mean_wer=0.5, attacker_success=0.2)  # worse WER, better privacy: on the front
     d = dict(c, worst_individual_risk=0.95)       # dominated by c
     assert tradeoff_pareto({"a": a, "b": b, "c": c, "d": d}) == ["b", "c"]
+
+
+def test_cosine_trials_by_hand():
+    from speechfl.metrics.individual import cosine_trials
+
+    emb = np.array([[1.0, 0], [2.0, 0.1], [0, 1.0], [0.1, 3.0], [5.0, 5.0]])
+    scores, true, speakers, left = cosine_trials(emb, ["a", "a", "b", "b", "c"])
+    assert speakers == ["a", "b"] and left == ["c"] and true.tolist() == [0, 1]
+    # probes: a's 2nd utterance, b's 2nd; models: a = [1, 0], b = [0, 1]
+    n1, n2 = np.hypot(2, 0.1), np.hypot(0.1, 3)
+    np.testing.assert_allclose(scores, [[2 / n1, 0.1 / n1], [0.1 / n2, 3 / n2]])
+    assert speaker_risks(scores, true, speakers)["a"].mrr == 1.0

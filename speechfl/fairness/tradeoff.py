@@ -1,0 +1,112 @@
+"""The accuracy x privacy x fairness trade-off of one finished run, at group and individual level.
+
+* :func:`gender_gap`: per-gender test CER/WER and the signed F - M gap.
+* :func:`privacy_group_gaps`: per-group success of every privacy attack in ``privacy.reports``
+  (speaker identification top-1 and EER per family, membership AUC, source inference by the
+  client's gender) and the gap between groups (fairness *of* privacy).
+* :func:`individual_level`: per-speaker privacy risk on the *test* speakers (the speakers whose
+  WER is measured) from two training-free cosine attackers (encoder representations and Fbank,
+  :func:`speechfl.metrics.individual.cosine_trials`), the strongest of them, and who pays
+  (:func:`speechfl.metrics.individual.who_pays`). These attackers are weaker than the trained
+  families of ``speechfl evaluate`` (whose per-speaker scores on the held-out verification
+  speakers are not exported): read the risks as lower bounds.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+from speechfl.metrics.fairness import group_breakdown
+from speechfl.metrics.individual import (cosine_trials, individual_privacy, speaker_risks, tradeoff_point,
+                                         who_pays)
+
+
+def gender_gap(results: Mapping, metric: str = "cer") -> dict:
+    """``{"F": x, "M": y, "gap": F - M, "mean": pooled}`` from ``results['test']`` (gap None without both)."""
+    groups = results["test"]["by_group"]["gender"]
+    out = {g: float(v[metric]) for g, v in sorted(groups.items())}
+    out["gap"] = out["F"] - out["M"] if {"F", "M"} <= set(groups) else None
+    out["mean"] = float(results["test"][metric])
+    return out
+
+
+def _gap(values: Dict[str, Optional[float]]) -> Optional[float]:
+    v = [x for x in values.values() if x is not None]
+    return max(v) - min(v) if len(v) >= 2 else None
+
+
+def privacy_group_gaps(reports: Mapping, client_genders: Optional[Mapping[str, str]] = None) -> dict:
+    """Per-group success of each attack in ``results['privacy']['reports']`` and the gap (max - min).
+
+    ``client_genders`` (client -> gender) groups source inference's per-client accuracy. An
+    attack absent from ``reports`` is absent from the output.
+    """
+    out: dict = {}
+    for view in ("speaker", "fbank_speaker"):
+        rep = reports.get(view)
+        if not rep:
+            continue
+        for fam, res in sorted(rep["families"].items()):
+            per = res.get("per_gender") or {}
+            top1 = {g: v.get("top1") for g, v in sorted(per.items())}
+            eer = {g: v.get("eer") for g, v in sorted(per.items())}
+            out[f"{view}/{fam}"] = {"top1": top1, "top1_gap": _gap(top1), "eer": eer, "eer_gap": _gap(eer)}
+    mia = reports.get("membership")
+    if mia and mia.get("per_group"):
+        for variant in sorted(next(iter(mia["per_group"].values()))):
+            auc = {g: (v.get(variant) or {}).get("auc") for g, v in sorted(mia["per_group"].items())}
+            out[f"membership/{variant}"] = {"auc": auc, "auc_gap": _gap(auc)}
+    src = reports.get("source_inference")
+    if src and src.get("per_client_accuracy") and client_genders:
+        acc = {c: float(a) for c, a in src["per_client_accuracy"].items() if c in client_genders}
+        if acc:
+            out["source_inference"] = group_breakdown(acc, dict(client_genders))
+    return out
+
+
+def _pooled(frames) -> np.ndarray:
+    """Utterance embedding: mean and standard deviation of its frames (statistics pooling)."""
+    return np.stack([np.concatenate([f.numpy().mean(axis=0), f.numpy().std(axis=0)]) for f in frames])
+
+
+def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu") -> dict:
+    """Per-speaker privacy risk beside per-speaker WER on a finished run's test speakers.
+
+    Returns ``{"attackers", "strongest_attacker", "risk", "worst_case", "who_pays",
+    "privacy_by_gender", "tradeoff_point", "left_out"}`` (see the module docstring).
+    """
+    from speechfl.data.dataset import read_manifest
+    from speechfl.experiment.corpus import prepare_corpus
+    from speechfl.experiment.evaluate import _build_model, extract
+    from speechfl.experiment.finished_run import load_finished_run
+
+    run = load_finished_run(run_dir)
+    corpus = prepare_corpus(run.hparams, progress=False)
+    model = _build_model(run, read_manifest(corpus.manifests["train"]), device)
+    model.load_state_dict(run.state)
+    rows = sorted(read_manifest(corpus.manifests["test"]), key=lambda r: (r["spk_id"], r["ID"]))
+    kept, count = [], {}
+    for r in rows:
+        if count.get(r["spk_id"], 0) < max_per_speaker:
+            kept.append(r["ID"])
+            count[r["spk_id"]] = count.get(r["spk_id"], 0) + 1
+    reps, fbank = extract(model, corpus.manifests["test"], kept, corpus, device)
+    genders = dict(zip(reps.spk_ids, reps.genders))
+    per_attacker, left = {}, []
+    for name, uset in (("representations/cosine", reps), ("fbank/cosine", fbank)):
+        scores, true, speakers, left = cosine_trials(_pooled(uset.frames), uset.spk_ids)
+        per_attacker[name] = speaker_risks(scores, true, speakers)
+    ind = individual_privacy(per_attacker)
+    results = run.results
+    wer = {s: float(v["wer"]) for s, v in results["test"]["by_speaker"].items()}
+    pays = who_pays(wer, ind.risk, genders)
+    group_wer = {g: float(v["wer"]) for g, v in results["test"]["by_group"]["gender"].items()}
+    return {"attackers": ind.per_attacker_mean, "strongest_attacker": ind.strongest_attacker, "risk": ind.risk,
+            "worst_case": ind.worst_case, "detail": ind.detail, "who_pays": pays.to_dict(),
+            "privacy_by_gender": group_breakdown(ind.risk, genders),
+            "tradeoff_point": tradeoff_point(mean_wer=float(results["test"]["wer"]), group_wer=group_wer,
+                                             attacker_success=ind.per_attacker_mean[ind.strongest_attacker],
+                                             individual_risk=ind.risk),
+            "left_out": left}
