@@ -75,7 +75,7 @@ def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu") ->
     """Per-speaker privacy risk beside per-speaker WER on a finished run's test speakers.
 
     Returns ``{"attackers", "strongest_attacker", "risk", "worst_case", "who_pays",
-    "privacy_by_gender", "tradeoff_point", "left_out"}`` (see the module docstring).
+    "privacy_by_gender", "tradeoff_point", "genders", "left_out"}`` (see the module docstring).
     """
     from speechfl.data.dataset import read_manifest
     from speechfl.experiment.corpus import prepare_corpus
@@ -109,4 +109,4 @@ def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu") ->
             "tradeoff_point": tradeoff_point(mean_wer=float(results["test"]["wer"]), group_wer=group_wer,
                                              attacker_success=ind.per_attacker_mean[ind.strongest_attacker],
                                              individual_risk=ind.risk),
-            "left_out": left}
+            "genders": {s: genders[s] for s in ind.risk}, "left_out": left}
