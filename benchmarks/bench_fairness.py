@@ -1,0 +1,133 @@
+"""Closing the gender gap: FedAvg's F - M test CER gap on a corpus with 80 % male training speakers,
+then the fairness-aware server steps, and the individual-level table (per-speaker WER beside privacy risk).
+
+Usage::
+
+    python benchmarks/bench_fairness.py                       # every cell, 8 rounds
+    python benchmarks/bench_fairness.py --rounds 4 --only fedavg,qfedavg,afl,group_reweight
+
+Corpus: the synthetic corpus with ``female_fraction: 0.2`` (32 training speakers, 6 of them
+female; dev and test stay gender balanced), generated in ``--corpus`` if absent. Setting: the
+trade-off benchmarks' federated configuration (``benchmarks/_runner.py``).
+
+q-FedAvg's ``L``: the authors' ``L = 1 / local lr`` assumes local SGD; with local Adam
+``L ||delta_k||^2`` dwarfs ``F_k`` and the step shrinks to nothing. The bench calibrates ``L``
+on the FedAvg cell so that ``L ||delta||^2 = F`` at round 1 (``train_loss / update_norm^2``),
+and says so in its output.
+
+Target (issue 18): the best fairness-aware method halves FedAvg's F - M CER gap at <= +5 %
+relative mean CER. The individual-level table is printed for FedAvg and for the speaker
+adversary (a privacy defense); its attackers are two training-free cosine scorers
+(:func:`speechfl.fairness.tradeoff.individual_level`), so its risks are lower bounds.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from _runner import ROOT, add_common_args, extra_overrides, machine_info, run_cell
+
+SYNTHETIC = "--synthetic={speakers: 48, utterances: 50, seed: 0, female_fraction: 0.2}"
+CELLS = {
+    "fedavg": [],
+    "qfedavg": None,  # q = 1 with L calibrated on the FedAvg cell
+    "afl": ["--server_optimizer={name: afl, eta: 2.0}"],
+    "ctc_dro": ["--server_optimizer={name: ctc_dro, eta: 2.0, alpha: 0.1}"],
+    "group_reweight": ["--server_optimizer=group_reweight"],
+    "adversary": ["--adversary={target: speaker, heads: [mlp], weight: 0.5, schedule: {kind: dann}}"],
+}
+INDIVIDUAL = ("fedavg", "adversary")
+
+
+def _individual_lines(name, ind):
+    pays = ind["who_pays"]
+    lines = [f"  {name}: strongest attacker {ind['strongest_attacker']} "
+             f"(mean risk {', '.join(f'{a} {v:.3f}' for a, v in ind['attackers'].items())})"]
+    groups = ind["privacy_by_gender"]["groups"]
+    lines.append("    risk by gender: " + ", ".join(f"{g} {v['mean']:.3f} (n={v['n']})" for g, v in groups.items())
+                 + f"; gap {ind['privacy_by_gender']['abs_gap']:.3f}")
+    rest = "n/a" if pays["risk_rest"] is None else f"{pays['risk_rest']:.3f}"
+    lines.append(f"    WER x risk over {pays['n_speakers']} test speakers: Pearson {pays['pearson']:.3f}, "
+                 f"Spearman {pays['spearman']:.3f}; worst-served {pays['worst_served']} risk "
+                 f"{pays['risk_worst_served']:.3f} vs rest {rest}; top-k overlap {pays['topk_overlap']:.2f}")
+    lines.append("    speaker  gender  WER     risk")
+    for s, p in sorted(pays["points"].items()):
+        lines.append(f"    {s:8s} {ind['genders'][s]:6s}  {p['wer']:6.2f}  {p['risk']:.3f}")
+    t = ind["tradeoff_point"]
+    lines.append("    trade-off point: " + ", ".join(f"{k} {v:.3f}" for k, v in t.items()))
+    return lines
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_common_args(p)
+    p.set_defaults(corpus=ROOT / "corpora" / "synthetic_f20")
+    p.add_argument("--only", default=None, help="comma-separated subset of " + ",".join(CELLS) + " (fedavg first)")
+    p.add_argument("--q", type=float, default=1.0, help="q of the qfedavg cell")
+    p.add_argument("--figures", type=Path, default=None, help="folder for the bars and scatter PNGs")
+    p.add_argument("--json", type=Path, default=None, help="write every figure printed here as JSON")
+    args = p.parse_args(argv)
+    names = args.only.split(",") if args.only else list(CELLS)
+    unknown = [n for n in names if n not in CELLS]
+    if unknown or names[0] != "fedavg":
+        sys.exit(f"--only: cells must start with fedavg and be among {', '.join(CELLS)}; got {names}")
+    from speechfl.fairness.tradeoff import gender_gap, individual_level
+    from speechfl.metrics.individual import tradeoff_pareto
+
+    print(json.dumps(machine_info(1)))
+    work = Path(tempfile.mkdtemp(prefix="bench_fairness_"))
+    extra = [SYNTHETIC, *extra_overrides(args)]
+    out, base = {}, None
+    for name in names:
+        cell = CELLS[name]
+        if name == "qfedavg":
+            r1 = base["res"]["rounds"][0]
+            lipschitz = r1["train_loss"] / r1["update_norm"] ** 2
+            print(f"qfedavg: L = train_loss / update_norm^2 of FedAvg's round 1 = {r1['train_loss']:.3f} / "
+                  f"{r1['update_norm']:.3f}^2 = {lipschitz:.4g} (the authors' 1/lr assumes local SGD)")
+            cell = [f"--server_optimizer={{name: qfedavg, q: {args.q}, lipschitz: {lipschitz:.6g}}}"]
+        res = run_cell(args.corpus, work / name, args.rounds, [*extra, *cell])
+        gap = gender_gap(res, "cer")
+        entry = {"res": res, "gender": gap}
+        if base is None:
+            base = entry
+        rel = 100 * (gap["mean"] / base["gender"]["mean"] - 1)
+        ratio = gap["gap"] / base["gender"]["gap"] if base["gender"]["gap"] else float("nan")
+        print(f"{name:15s} CER {gap['mean']:6.2f}% ({rel:+5.1f}% rel)  F {gap['F']:6.2f}  M {gap['M']:6.2f}  "
+              f"F-M gap {gap['gap']:+6.2f} ({ratio:.2f}x FedAvg's)  {res['wall']:.0f} s", flush=True)
+        if name in INDIVIDUAL:
+            entry["individual"] = individual_level(work / name)
+        out[name] = entry
+
+    fair = [n for n in out if n not in ("fedavg", "adversary")]
+    ok = [n for n in fair if out[n]["gender"]["mean"] <= 1.05 * base["gender"]["mean"]]
+    if base["gender"]["gap"] and ok:
+        best = min(ok, key=lambda n: abs(out[n]["gender"]["gap"]))
+        ratio = abs(out[best]["gender"]["gap"]) / abs(base["gender"]["gap"])
+        print(f"best fairness-aware cell within +5% mean CER: {best}, |gap| {ratio:.2f}x FedAvg's "
+              f"({'halved' if ratio <= 0.5 else 'NOT halved'})")
+    else:
+        print("no fairness-aware cell stays within +5% relative mean CER of FedAvg (or FedAvg has no gap)")
+    print("individual level (cosine attackers on the test speakers; risks are lower bounds):")
+    for name in INDIVIDUAL:
+        if name in out:
+            print("\n".join(_individual_lines(name, out[name]["individual"])))
+    points = {n: out[n]["individual"]["tradeoff_point"] for n in INDIVIDUAL if n in out}
+    if points:
+        print(f"Pareto set over (mean WER, worst-group WER, attacker success, worst-individual risk): "
+              f"{tradeoff_pareto(points)}")
+    if args.figures:
+        from speechfl.experiment.fairness_plots import plot_fairness
+
+        for path in plot_fairness({n: {k: v for k, v in e.items() if k != "res"} for n, e in out.items()},
+                                  args.figures):
+            print(f"figure {path}")
+    if args.json:
+        args.json.write_text(json.dumps({n: {k: v for k, v in e.items() if k != "res"} for n, e in out.items()},
+                                        indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
