@@ -123,14 +123,14 @@ def main(argv=None):
     by = {r["cell"]: r for r in rows}
     verdicts = []
     if "fedavg" in by and "dpsgd_exponential" in by:
-        verdicts.append(f"D-PSGD exponential / FedAvg CER: {by['dpsgd_exponential']['test_cer'] / by['fedavg']['test_cer']:.2f}x "
-                        "(target <= 1.3x)")
+        ratio = by["dpsgd_exponential"]["test_cer"] / by["fedavg"]["test_cer"]
+        verdicts.append(f"D-PSGD exponential / FedAvg CER: {ratio:.2f}x (target <= 1.3x)")
     for c in ("choco_top1", "choco_sign"):
         if c in by and "dpsgd_exponential" in by:
             ref = by["dpsgd_exponential"]
-            verdicts.append(f"{c}: {ref['bytes_per_node_per_round'] / by[c]['bytes_per_node_per_round']:.1f}x fewer bytes "
-                            f"per node, CER {100 * (by[c]['test_cer'] / ref['test_cer'] - 1):+.1f}% "
-                            "(target >= 30x at <= +15%)")
+            fewer = ref["bytes_per_node_per_round"] / by[c]["bytes_per_node_per_round"]
+            verdicts.append(f"{c}: {fewer:.1f}x fewer bytes per node, CER "
+                            f"{100 * (by[c]['test_cer'] / ref['test_cer'] - 1):+.1f}% (target >= 30x at <= +15%)")
     clean = by.get("dpsgd_exponential", {}).get("honest_node_cer_mean")
     for a in MAL:
         for rule in ("plain", "clipped"):
@@ -139,8 +139,8 @@ def main(argv=None):
                 verdicts.append(f"{c}: honest-node CER {by[c]['honest_node_cer_mean']:.2f}% = "
                                 f"{by[c]['honest_node_cer_mean'] / clean:.2f}x clean (target clipped <= 1.3x)")
     if dist:
-        verdicts.append(f"gossip-dist {dist['processes']} processes / in-process seconds per round: {dist['ratio']:.2f}x "
-                        "(target <= 1.2x)")
+        verdicts.append(f"gossip-dist {dist['processes']} processes / in-process seconds per round: "
+                        f"{dist['ratio']:.2f}x (target <= 1.2x)")
     for v in verdicts:
         print(v)
     if args.json:

@@ -19,7 +19,6 @@ in-process engine resumes bit-identically).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -165,7 +165,8 @@ class GossipEngine:
         """Train every round; returns (history, honest nodes' average, ``{"decentralized": section}``)."""
         total = int(self.setup.hparams["rounds"])
         mean = self._honest_mean()
-        bar = tqdm(total=total, initial=self.state.round, desc="gossip rounds", disable=not (self.progress and self.lead))
+        bar = tqdm(total=total, initial=self.state.round, desc="gossip rounds",
+                   disable=not (self.progress and self.lead))
         while self.state.round < total:
             self._before = {i: x.clone() for i, x in self.state.x.items()}
             self._before_mean = mean

@@ -27,7 +27,7 @@ import torch
 
 
 def gossip_average(i: int, own: torch.Tensor, received: Dict[int, torch.Tensor], row: torch.Tensor) -> torch.Tensor:
-    """``sum_j W_ij m_j`` over ``j in received + {i}``; a neighbour missing from ``received`` gives its weight to ``i``."""
+    """``sum_j W_ij m_j`` over ``j in received + {i}``; a missing neighbour's weight goes to ``i``."""
     weights = {j: float(row[j]) for j in received}
     w_self = 1.0 - sum(weights.values())
     out = torch.zeros_like(own)

@@ -114,5 +114,6 @@ class DistTransport:
             raise PeerFailure(f"rank {self.rank}: a peer failed during a network-wide sum: "
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         if ok is False:
-            raise PeerFailure(f"rank {self.rank}: a network-wide sum timed out after {self.timeout.total_seconds():.0f} s")
+            raise PeerFailure(f"rank {self.rank}: a network-wide sum timed out after "
+                              f"{self.timeout.total_seconds():.0f} s")
         return t

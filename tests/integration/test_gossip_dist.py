@@ -1,7 +1,6 @@
 """gossip-dist: two torchrun ranks (gloo on loopback) give bitwise the in-process gossip models, and a dying
 rank stops the run with its rank named instead of hanging it."""
 
-import os
 import time
 
 import pytest
