@@ -110,6 +110,9 @@ def check_composition(setup, cfg: GossipConfig, distributed: bool) -> None:
                              "are that memory (Koloskova et al. 2019): give the inner compressor directly")
         if getattr(setup.uplink, "shared_support", False):
             raise ValueError("a shared random-k mask needs a server; CHOCO nodes compress independently")
+    if neighbourhood_rule and getattr(setup.robust, "stateful", False):
+        raise ValueError(f"aggregator {robust_name!r} keeps one [d] state across rounds (a server's); gossip would "
+                         "share it between every node's neighbourhood. Use a stateless rule or gossip.clipping")
     if neighbourhood_rule and cfg.clipping:
         raise ValueError(f"choose one neighbour rule: gossip.clipping (ClippedGossip) or aggregator={robust_name!r}")
     if cfg.noise and (neighbourhood_rule or cfg.clipping):

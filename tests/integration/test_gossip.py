@@ -149,6 +149,7 @@ def test_recorded_messages_for_curious_neighbours(tiny_hparams_overrides, tmp_pa
     (("--clients_per_round=2",), "every gossip node trains every round"),
     (("--clients_per_round=1",), "every gossip node trains every round"),
     (("--engine=gossip-dist", "--record_updates=[1]"), "record with engine=gossip"),
+    (("--aggregator={name: centered_clipping, tau: 1.0}",), "keeps one \\[d\\] state"),
     (("--aggregator={name: multi_krum, f: 0, m: 4}",), r"needs 4 rows but node\(s\) .* neighbourhoods of 3"),
 ])
 def test_refusals(tiny_hparams_overrides, tmp_path, extra, match):
