@@ -104,3 +104,37 @@ def plot_fairness(cells: Mapping[str, Mapping], out_dir) -> list:
         paths.append(plot_speaker_scatter(pays["points"], ind["genders"], out_dir / f"speakers_{name}.png", title=name,
                                           pearson=pays["pearson"]))
     return paths
+
+
+def sweep_fairness_figures(sweep_dir, cells, out_dir) -> list:
+    """The sweep report's fairness figures: ``[(title, png, text)]``.
+
+    Per-group test WER bars over the cells whose results hold both genders, and one per-speaker
+    WER x risk scatter per cell whose ``fairness.individual_privacy`` was written (by
+    :func:`speechfl.fairness.tradeoff.individual_level`). Empty when no cell has per-group WER.
+    """
+    from speechfl.experiment.sweep import INDEX
+    from speechfl.io import read_json
+
+    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    index = {e["name"]: e for e in read_json(sweep_dir / INDEX)["cells"]}
+    bars, figures = {}, []
+    for cell in cells:
+        path = sweep_dir / index[cell]["dir"] / "results.json" if cell in index else None
+        if path is None or not path.exists():
+            continue
+        res = read_json(path)
+        groups = ((res.get("test") or {}).get("by_group") or {}).get("gender") or {}
+        if {"F", "M"} <= set(groups):
+            bars[cell] = {g: float(groups[g]["wer"]) for g in ("F", "M")}
+        ind = (res.get("fairness") or {}).get("individual_privacy")
+        if ind:
+            png = plot_speaker_scatter(ind["who_pays"]["points"], ind["genders"], out_dir / f"speakers_{cell}.png",
+                                       title=cell, pearson=ind["who_pays"]["pearson"])
+            figures.append((f"Per-speaker WER vs privacy risk: {cell}", png,
+                            "One point per test speaker; risk under the strongest attacker (0 = chance)."))
+    if bars:
+        png = plot_group_bars(bars, out_dir / "group_wer.png", ylabel="test WER (%)", title="per-gender test WER")
+        figures.insert(0, ("Per-gender WER", png, "Test WER of female and male speakers per cell "
+                                                  "(cells without both genders are left out)."))
+    return figures

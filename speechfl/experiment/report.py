@@ -213,6 +213,11 @@ def write_report(sweep_dir, out_dir=None) -> ReportFiles:
     figures = [(r.view.title, p, _view_text(r)) for r, p in zip(results, pngs)]
     figures.append(("Learning curves", pngs[-1], "Validation WER and CER (rounds with validation, see eval_every) "
                                                  "and honest clients' training loss per round."))
+    from speechfl.experiment.fairness_plots import sweep_fairness_figures
+
+    for title, png, text in sweep_fairness_figures(sweep_dir, [r.cell for r in table.rows], out):
+        pngs.append(png)
+        figures.append((title, png, text))
     counts = {s: sum(r.status == s for r in table.rows) for s in dict.fromkeys(r.status for r in table.rows)}
     summary = f"{len(table.rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
     head = f"{sweep_dir.resolve()}\n\n{summary}"

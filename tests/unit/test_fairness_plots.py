@@ -32,3 +32,20 @@ def test_plot_fairness_writes_bars_and_one_scatter_per_individual_cell(tmp_path)
     assert all(p.stat().st_size > 1000 for p in paths)
     with pytest.raises(ValueError, match="no group"):
         fp.plot_speaker_scatter({"3": {"wer": 1.0, "risk": 0.1}}, {}, tmp_path / "s.png")
+
+
+def test_sweep_fairness_figures_read_every_cell(tmp_path):
+    import json
+
+    cells = {"a": {"F": 40.0, "M": 20.0}, "b": {"M": 30.0}}  # b has one gender: left out of the bars
+    (tmp_path / "sweep.json").write_text(json.dumps({"cells": [{"name": c, "dir": c} for c in cells]}))
+    for c, groups in cells.items():
+        (tmp_path / c).mkdir()
+        res = {"test": {"by_group": {"gender": {g: {"wer": v} for g, v in groups.items()}}}}
+        if c == "a":
+            res["fairness"] = {"individual_privacy": {"who_pays": {"points": {"1": {"wer": 5.0, "risk": 0.5}},
+                                                                   "pearson": None}, "genders": {"1": "F"}}}
+        (tmp_path / c / "results.json").write_text(json.dumps(res))
+    figures = fp.sweep_fairness_figures(tmp_path, ["a", "b", "missing"], tmp_path / "out")
+    assert [t for t, _, _ in figures] == ["Per-gender WER", "Per-speaker WER vs privacy risk: a"]
+    assert all(p.exists() for _, p, _ in figures)
