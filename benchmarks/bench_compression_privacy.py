@@ -127,7 +127,7 @@ def part_reconstruction(args) -> None:
 
     t0 = time.perf_counter()
     corpus = args.corpus or Path(tempfile.mkdtemp(prefix="bench_cp_")) / "synthetic"
-    generate_corpus(corpus, n_speakers=args.speakers, n_utterances=args.utterances, seed=args.seed, progress=False)
+    generate_corpus(corpus, n_speakers=args.speakers, n_utterances=args.utterances, seed=0, progress=False)
     genders = {s: v.gender for s, v in read_speakers_txt(corpus / "SPEAKERS.TXT").items()}
     per_spk, split = load_corpus(corpus, 40)
     tok = CharTokenizer()
@@ -161,14 +161,14 @@ def part_reconstruction(args) -> None:
                               reference=reference, indicator=indicator, tokenizer=tok)
     match = MatchConfig(iterations=args.iterations, lr=0.1, tv_weight=args.tv, local_steps=args.local_steps,
                         local_lr=args.client_lr)
-    views = [v for v in args.views.split(",")]
-    inv_views = set(args.inversion_views.split(","))
+    views = [v for v in args.views.split(",") if v]
+    inv_views = {v for v in args.inversion_views.split(",") if v}
     unknown = sorted((set(views) | inv_views) - set(COMPRESSORS))
     if unknown:
         raise SystemExit(f"unknown compressors {unknown}; valid: {', '.join(COMPRESSORS)}")
     print(f"{len(updates)} updates ({len(attacked)} speakers x 2), {args.local_steps} local SGD step(s) of lr "
           f"{args.client_lr}; {args.inversions} inverted per view, {args.iterations} iterations\n")
-    print(f"{'view':15s} {'bytes':>8s} | {'chars P':>7s} {'R':>5s} {'F1':>5s} {'exact':>5s} | "
+    print(f"{'view':15s} {'bytes':>8s} | {'chars P':>7s} {'R':>5s} {'F1':>5s} {'exact':>5s} {'signF1':>6s} | "
           f"{'lm relerr':>9s} {'cos':>5s} {'fp EER':>6s} | {'feat cos':>8s} {'rand':>5s} {'MSE':>5s} "
           f"{'CER':>6s} {'CER0':>6s} {'spk@1':>5s} {'@5':>5s} {'orig@1':>6s} {'chance':>6s} {'s':>5s}")
     for name in views:
@@ -178,7 +178,7 @@ def part_reconstruction(args) -> None:
         rep = run_reconstruction(inp, cfg)
         lab, lm = rep.labels[name], rep.local_model[name]
         line = (f"{name:15s} {rep.notes[f'bytes/{name}'].split()[0]:>8s} | {lab.precision:7.3f} {lab.recall:5.3f} "
-                f"{lab.f1:5.3f} {lab.exact:5.2f} | {lm.relative_error:9.3f} {lm.cosine:5.3f} "
+                f"{lab.f1:5.3f} {lab.exact:5.2f} {lab.sign_f1:6.3f} | {lm.relative_error:9.3f} {lm.cosine:5.3f} "
                 f"{_f(lm.footprint_eer)} |")
         inv = rep.inversion.get(name)
         if inv is not None:
@@ -186,7 +186,12 @@ def part_reconstruction(args) -> None:
                      f"{_f(inv.cer)} {_f(inv.cer_original)} {_f(inv.speaker_top1, 5)} {_f(inv.speaker_top5, 5)} "
                      f"{_f(inv.speaker_top1_original)} {_f(inv.speaker_chance)} {inv.seconds:5.0f}")
         print(line, flush=True)
-    print(f"\nfootprint trials: {lm.n_target_trials} target / {lm.n_nontarget_trials} non-target; "
+    print("\nchars: character set of the update's transcript from the CTC head (sign + ratio rules; signF1: sign "
+          "rule alone); lm: local model w + D(payload) vs the true one, fp EER: footprint attack's speaker EER; "
+          "feat cos: normalised Fbank cosine of the inversion (rand: its random start), CER/CER0: global model "
+          "decoding the inversion / the true features, spk@1/@5: strongest speaker attacker on the inversion, "
+          "orig@1: on the true features")
+    print(f"footprint trials: {lm.n_target_trials} target / {lm.n_nontarget_trials} non-target; "
           f"total {time.perf_counter() - t0:.0f} s")
 
 
@@ -237,7 +242,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=None, help="study: sweep output folder")
     p.add_argument("--speakers", type=int, default=12)
     p.add_argument("--utterances", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="model init, pre-training, clients, compression, attacks "
+                   "(the corpus is always seed 0)")
     p.add_argument("--pretrain-steps", type=int, default=150)
     p.add_argument("--local-steps", type=int, default=1)
     p.add_argument("--client-lr", type=float, default=0.1)

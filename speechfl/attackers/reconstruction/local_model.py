@@ -55,11 +55,12 @@ def encoder_means(model: torch.nn.Module, layout: ParamLayout, flat: torch.Tenso
     was_training = model.training
     model.eval()
     try:
-        load_flat_params(model, layout, flat)
+        dev = next(model.parameters()).device
+        load_flat_params(model, layout, flat.to(dev))
         rows = []
         for f in indicator:
-            reps, _ = model.encode(f.unsqueeze(0), torch.ones(1))
-            rows.append(reps[0].mean(0))
+            reps, _ = model.encode(f.unsqueeze(0).to(dev), torch.ones(1, device=dev))
+            rows.append(reps[0].mean(0).cpu())
         return torch.stack(rows)
     finally:
         with torch.no_grad():

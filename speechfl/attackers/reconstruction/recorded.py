@@ -91,3 +91,47 @@ def reconstruction_from_recorded(recorded: Sequence[dict], model: torch.nn.Modul
                           "see benchmarks/bench_compression_privacy.py")
     return ReconstructionReport(labels={VIEW: labels}, inversion={}, local_model={VIEW: local},
                                 seconds=time.perf_counter() - start, notes=notes)
+
+
+def reconstruction_section(run, recorded: Sequence[dict], model: torch.nn.Module, roles, corpus,
+                           device: str = "cpu", n_indicator: int = 6) -> dict:
+    """The ``privacy.reconstruction`` section of ``speechfl evaluate``: :func:`reconstruction_from_recorded`
+    on a finished run, with its cost in ``seconds``, or ``{"skipped": reason}``.
+
+    Ground truth from the run's own partition (same as the other server-side attacks); the
+    indicator set is the first ``n_indicator`` utterances of the ``valid`` role, else of the
+    ``test`` role (never trained on).
+    """
+    from speechfl.data.partition import partition_speakers, pooled_partition
+    from speechfl.experiment.evaluate import extract
+    from speechfl.federated.update import ParamLayout
+
+    start = time.perf_counter()
+    hp = run.hparams
+    if not recorded:
+        return {"skipped": "no recorded rounds (set record_updates)"}
+    if any(rec.get("secure_aggregation") for rec in recorded):
+        return {"skipped": "secure aggregation: the server only saw masked updates"}
+    train_rows = roles.rows["train"]
+    part = (pooled_partition(train_rows) if hp.get("engine") == "centralized" else
+            partition_speakers(train_rows, int(hp.get("speakers_per_client", 1)), int(hp.get("min_utterances", 1)),
+                               int(hp["seed"])))
+    text = {r["ID"]: r.get("wrd") for r in train_rows}
+    tokens, speaker = {}, {}
+    for c, utts in part.utterances.items():
+        if all(text.get(u) for u in utts):
+            tokens[c] = [corpus.tokenizer.encode(text[u]) for u in utts]
+            spks = part.clients[c]
+            speaker[c] = spks[0] if len(spks) == 1 else c
+    if not tokens:
+        return {"skipped": "the training manifest has no transcripts: no ground truth for the character sets"}
+    role = next((r for r in ("valid", "test") if roles.rows.get(r)), None)
+    if role is None:
+        return {"skipped": "no valid or test utterances for the footprint indicator set"}
+    held = sorted(roles.rows[role], key=lambda r: r["ID"])[:n_indicator]
+    indicator = extract(model, corpus.manifests[role], [r["ID"] for r in held], corpus, device)[1].frames
+    report = reconstruction_from_recorded(recorded, model, ParamLayout.from_module(model), tokens, speaker,
+                                          indicator)
+    out = report.to_dict()
+    out["seconds"] = time.perf_counter() - start
+    return out
