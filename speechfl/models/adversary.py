@@ -21,6 +21,11 @@ label) and the heads are averaged like the rest of the model; with several
 speakers per client the engine may keep parameters under this module local.
 Re-initialisation is a deterministic function of ``(seed, head, step)`` so every
 client that reaches the same global step resets a head to the same weights.
+
+Beyond reversal (issue 19): ``objective="confusion"`` trains the encoder toward the heads' uniform
+output (Roy & Boddeti 2019, :mod:`speechfl.privacy.confusion`), ``warmup_steps`` keeps lambda at 0
+while the ASR warms up, the ``xvector`` head adds frame-level TDNN layers before statistics pooling,
+and every forward reports the heads' cross-entropy next to the uniform guess's ``log C``.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from speechfl.models.grl import LambdaSchedule, grad_reverse
+from speechfl.privacy.confusion import OBJECTIVES, confusion_loss, frozen_call, uniform_ce
 from speechfl.registry import Registry, build_from_spec
 
 POOLINGS = ("mean", "meanstd", "attentive")
@@ -94,16 +100,28 @@ class AdversaryHead(nn.Module):
         LayerNorm after each hidden layer (no BatchNorm: Opacus-compatible).
     attention_dim : int
         Width of the attention scorer (``attentive`` only).
+    frame_layers : sequence of (width, kernel, dilation)
+        Frame-level TDNN layers (1-D convolutions over time + ReLU) before the pooling, as in the
+        x-vector (Snyder et al., ICASSP 2018); empty: pool the representation directly.
     """
 
     def __init__(self, input_dim: int, n_classes: int, *, pooling: str = "meanstd",
-                 hidden: Sequence[int] = (256,), layer_norm: bool = False, attention_dim: int = 128):
+                 hidden: Sequence[int] = (256,), layer_norm: bool = False, attention_dim: int = 128,
+                 frame_layers: Sequence[Sequence[int]] = ()):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; valid poolings: {', '.join(POOLINGS)}")
         if input_dim < 1 or n_classes < 2:
             raise ValueError(f"need input_dim >= 1 and n_classes >= 2, got {input_dim}, {n_classes}")
         self.pooling = pooling
+        frames: list[nn.Module] = []
+        for spec in frame_layers:
+            if len(spec) != 3 or min(int(v) for v in spec) < 1 or int(spec[1]) % 2 == 0:
+                raise ValueError(f"frame layer must be (width, odd kernel, dilation) >= 1, got {spec!r}")
+            w, k, d = (int(v) for v in spec)
+            frames += [nn.Conv1d(input_dim, w, k, dilation=d, padding=d * (k - 1) // 2), nn.ReLU()]
+            input_dim = w
+        self.frame = nn.Sequential(*frames) if frames else None
         if pooling == "attentive":
             self.attention = nn.Sequential(nn.Linear(input_dim, attention_dim), nn.Tanh(),
                                            nn.Linear(attention_dim, 1))
@@ -119,14 +137,20 @@ class AdversaryHead(nn.Module):
         self.classifier = nn.Sequential(*layers)
 
     def pool(self, reps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B, T, H] -> pooled [B, H] (mean) or [B, 2H]."""
+        """[B, T, H] -> pooled [B, H] (mean) or [B, 2H] (after the frame layers, if any)."""
+        if self.frame is not None:  # padded frames zeroed so they do not leak into valid ones' context
+            reps = self.frame((reps * mask.unsqueeze(-1).to(reps.dtype)).transpose(1, 2)).transpose(1, 2)
         if self.pooling == "attentive":
             return attentive_mean_std(reps, mask, self.attention(reps).squeeze(-1))
         mean, std = masked_mean_std(reps, mask)
         return mean if self.pooling == "mean" else torch.cat([mean, std], dim=-1)
 
+    def logits(self, pooled: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Pooled [B, P] -> logits [B, n_classes] (``labels`` is used by heads that mask by class)."""
+        return self.classifier(pooled)
+
     def forward(self, reps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(reps, length_mask(lengths, reps.shape[1])))
+        return self.logits(self.pool(reps, length_mask(lengths, reps.shape[1])))
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -136,12 +160,13 @@ class AdversaryHead(nn.Module):
         LayerNorm: weight 1, bias 0. Values are drawn on the CPU, so they do not depend on the device.
         """
         for module in self.modules():
-            if isinstance(module, nn.Linear):
+            if isinstance(module, (nn.Linear, nn.Conv1d)):  # Conv1d: the same rule with fan_in = C_in * k
                 weight = torch.empty(module.weight.shape)
                 nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
-                bound = 1.0 / math.sqrt(module.in_features)
+                bound = 1.0 / math.sqrt(weight[0].numel())
                 module.weight.copy_(weight)
-                module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=generator))
+                if module.bias is not None:
+                    module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=generator))
             elif isinstance(module, nn.LayerNorm):
                 module.weight.fill_(1.0)
                 module.bias.zero_()
@@ -171,6 +196,15 @@ def attentive_head(input_dim: int, n_classes: int, hidden: int = 256, attention_
     return AdversaryHead(input_dim, n_classes, pooling="attentive", hidden=(hidden,), attention_dim=attention_dim)
 
 
+@HEADS.register("xvector")
+def xvector_head(input_dim: int, n_classes: int, width: int = 128, hidden: int = 128,
+                 pooling: str = "meanstd") -> AdversaryHead:
+    """Frame-level TDNN (contexts 5, 3 dilated 2, 3 dilated 3, 1) + statistics pooling + MLP."""
+    w = int(width)
+    return AdversaryHead(input_dim, n_classes, pooling=pooling, hidden=(hidden,),
+                         frame_layers=((w, 5, 1), (w, 3, 2), (w, 3, 3), (w, 1, 1)))
+
+
 def reinit_due(step: int, reinit_every: int | None, n_heads: int) -> tuple[int, ...]:
     """Heads re-initialised at ``step``: head i at every ``step > 0`` with
     ``step % reinit_every == (i * reinit_every) // n_heads`` (staggered evenly)."""
@@ -185,6 +219,8 @@ class AdversaryOutput:
 
     ``loss``: scalar to add to the ASR loss; ``accuracy``: mean over heads;
     ``per_head_accuracy``: one float per head; ``lambd``: reversal coefficient used;
+    ``ce``: the heads' mean (unweighted) cross-entropy; ``uniform_ce``: ``log n_classes``, the
+    uniform guess's (``ce > uniform_ce``: the encoder fools the heads rather than hiding);
     ``reinitialised``: indices of the heads reset at this step (usually empty).
     """
 
@@ -192,6 +228,8 @@ class AdversaryOutput:
     accuracy: float
     per_head_accuracy: list[float]
     lambd: float
+    ce: float
+    uniform_ce: float
     reinitialised: tuple[int, ...] = field(default_factory=tuple)
 
 
@@ -218,12 +256,26 @@ class AdversarialObjective(nn.Module):
         ``None`` disables it.
     seed : int
         Head k's initial weights come from ``(seed, k, 0)``, its reset at step s from ``(seed, k, s)``.
+    objective : {"reversal", "confusion"}
+        ``reversal``: the encoder gets ``-lambda * dL_adv/dreps`` (DANN). ``confusion``: the heads
+        train on detached representations, the encoder minimises ``weight * lambda * sum_k
+        L_conf(head_k)``, the cross-entropy to the uniform output (Roy & Boddeti 2019, see
+        :mod:`speechfl.privacy.confusion`).
+    warmup_steps : int
+        ASR-only warm-up: lambda is 0 for ``step < warmup_steps`` (the heads still learn), then
+        follows the schedule from ``step - warmup_steps``.
     """
 
     def __init__(self, input_dim: int, n_classes: int, *, heads: Sequence[Any] = ("mlp",),
                  target: str = "speaker", weight: float = 1.0, schedule: dict | None = None,
-                 total_steps: int, reinit_every: int | None = None, seed: int = 0):
+                 total_steps: int, reinit_every: int | None = None, seed: int = 0,
+                 objective: str = "reversal", warmup_steps: int = 0):
         super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown adversary objective {objective!r}; valid objectives: {', '.join(OBJECTIVES)}")
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
+        self.objective, self.warmup_steps = objective, warmup_steps
         if target not in TARGETS:
             raise ValueError(f"unknown adversary target {target!r}; valid targets: {', '.join(TARGETS)}")
         if target == "gender" and n_classes != 2:
@@ -250,10 +302,12 @@ class AdversarialObjective(nn.Module):
         self.heads[index].reset_parameters(torch.Generator().manual_seed(_derived_seed(self.seed, index, step)))
         self._last_reset[index] = step
 
-    def head_logits(self, reps: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    def head_logits(self, reps: torch.Tensor, lengths: torch.Tensor,
+                    labels: Optional[torch.Tensor] = None) -> list[torch.Tensor]:
         """Logits [B, n_classes] of every head on ``reps`` (no gradient reversal).
 
-        Parameter-free poolings are computed once and shared across heads.
+        Parameter-free poolings are computed once and shared across heads. ``labels`` reach
+        heads that mask classes by label (:class:`speechfl.privacy.fedaws.ClassEmbeddingHead`).
         """
         if reps.dim() != 3:
             raise ValueError(f"reps must be [B, T, H], got shape {tuple(reps.shape)}")
@@ -261,13 +315,17 @@ class AdversarialObjective(nn.Module):
         stats = None
         out = []
         for head in self.heads:
-            if head.pooling == "attentive":
+            if head.pooling == "attentive" or head.frame is not None:
                 pooled = head.pool(reps, mask)
             else:
                 stats = stats if stats is not None else masked_mean_std(reps, mask)
                 pooled = stats[0] if head.pooling == "mean" else torch.cat(stats, dim=-1)
-            out.append(head.classifier(pooled))
+            out.append(head.logits(pooled, labels))
         return out
+
+    def lambda_at(self, step: int) -> float:
+        """Coefficient at ``step``: 0 during the warm-up, then the schedule from ``step - warmup_steps``."""
+        return 0.0 if step < self.warmup_steps else self.schedule(step - self.warmup_steps)
 
     def forward(self, reps: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor,
                 step: int) -> AdversaryOutput:
@@ -275,19 +333,29 @@ class AdversarialObjective(nn.Module):
             raise ValueError(f"labels must be int64 [B={reps.shape[0]}], got {labels.dtype} {tuple(labels.shape)}")
         if bool((labels < 0).any()) or bool((labels >= self.n_classes).any()):
             raise ValueError(f"{self.target} labels must lie in [0, {self.n_classes})")
-        lambd = self.schedule(step)
+        lambd = self.lambda_at(step)
         reset: tuple[int, ...] = ()
         if self.training:
             reset = tuple(i for i in reinit_due(step, self.reinit_every, len(self.heads))
                           if self._last_reset[i] != step)
             for i in reset:
                 self._reset_head(i, step)
-        logits = self.head_logits(grad_reverse(reps, lambd), lengths)
-        loss = self.loss_weight * sum(F.cross_entropy(lg, labels) for lg in logits)
+        if self.objective == "reversal":
+            logits = self.head_logits(grad_reverse(reps, lambd), lengths, labels)
+            ces = [F.cross_entropy(lg, labels) for lg in logits]
+            loss = self.loss_weight * sum(ces)
+        else:  # heads learn on sg(reps); the encoder's term runs the heads with detached parameters
+            logits = self.head_logits(reps.detach(), lengths, labels)
+            ces = [F.cross_entropy(lg, labels) for lg in logits]
+            loss = self.loss_weight * sum(ces)
+            if lambd > 0 and reps.requires_grad:
+                enc_logits = frozen_call(self, "head_logits", reps, lengths, labels)
+                loss = loss + self.loss_weight * lambd * sum(confusion_loss(lg) for lg in enc_logits)
         with torch.no_grad():
             accs = [float((lg.argmax(dim=-1) == labels).float().mean()) for lg in logits]
         return AdversaryOutput(loss=loss, accuracy=sum(accs) / len(accs), per_head_accuracy=accs,
-                               lambd=lambd, reinitialised=reset)
+                               lambd=lambd, ce=float(sum(c.detach() for c in ces)) / len(ces),
+                               uniform_ce=uniform_ce(self.n_classes), reinitialised=reset)
 
     def clear_optimizer_state(self, optimizer: torch.optim.Optimizer, head_indices: Sequence[int]) -> None:
         """Drop optimizer state (momentum, Adam moments) of re-initialised heads' parameters."""

@@ -147,10 +147,16 @@ class ASRModel(nn.Module):
         self.rep_dim = 2 * hidden
         self.vocab_size = int(vocab_size)
         self.adversary: Optional[nn.Module] = None
+        self.bottleneck: Optional[nn.Module] = None
 
     def attach_adversary(self, adversary: nn.Module) -> None:
         """Register adversary heads as a submodule (federated: averaged like the rest)."""
         self.adversary = adversary
+
+    def attach_bottleneck(self, bottleneck: nn.Module) -> None:
+        """Apply ``bottleneck(reps, lengths)`` at the end of :meth:`encode` (:mod:`speechfl.privacy.bottleneck`):
+        the CTC head, the adversaries and every attacker see its output."""
+        self.bottleneck = bottleneck
 
     def encode(self, feats: torch.Tensor, lengths: torch.Tensor):
         """Features [B, T, n_mels] -> (representation [B, T', 2H], relative lengths [B])."""
@@ -159,6 +165,8 @@ class ASRModel(nn.Module):
         x = subsample(self, feats, lengths)
         x = self.dropout(self.act(self.proj_norm(self.proj(x))))
         reps = self.rnn(x, lengths)
+        if self.bottleneck is not None:
+            reps = self.bottleneck(reps, lengths)
         return reps, lengths
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> ASROutput:

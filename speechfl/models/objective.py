@@ -1,6 +1,6 @@
 """The training objective shared by the centralized Brain, federated clients and Flower.
 
-``loss = CTC + (adversary loss through gradient reversal, when an adversary is attached)``.
+``loss = CTC + (bottleneck VQ loss) + (adversary loss through gradient reversal or confusion)``.
 Keeping it here (not inside a Brain subclass) means every engine optimises the
 very same function.
 """
@@ -23,6 +23,8 @@ class LossOutput:
     adv_loss: Optional[float]
     adv_accuracy: Optional[float]
     reinitialised: tuple = ()  # adversary heads reset at this step (their optimizer state must be cleared)
+    adv_ce: Optional[float] = None  # the heads' mean cross-entropy ...
+    adv_uniform_ce: Optional[float] = None  # ... and the uniform guess's, log C (above it: fooling, not hiding)
 
 
 def ctc_objective(out: ASROutput, tokens: torch.Tensor, token_lens: torch.Tensor, blank: int = 0) -> torch.Tensor:
@@ -61,9 +63,14 @@ def training_loss(
     tokens, token_lens = batch.tokens.data.to(device), batch.tokens.lengths.to(device)
     if augment is not None and model.training:
         feats = augment(feats)
+    bottleneck = getattr(model, "bottleneck", None)
+    if bottleneck is not None:
+        bottleneck.set_step(step)  # the VQ warm-up is a function of the global step
     out = (forward or model)(feats, lens)
     ctc = ctc_objective(out, tokens, token_lens)
     loss, adv_loss, adv_acc, reset = ctc, None, None, ()
+    if bottleneck is not None and model.training:
+        loss = loss + bottleneck.aux_loss  # VQ codebook + commitment terms of this forward
     if model.adversary is not None:
         if label_maps is None:
             raise ValueError("an adversary is attached but no label maps were given")
@@ -71,5 +78,7 @@ def training_loss(
         adv = model.adversary(out.reps, out.lengths, labels, step)
         loss = ctc + adv.loss
         adv_loss, adv_acc, reset = float(adv.loss.detach()), float(adv.accuracy), adv.reinitialised
+        return LossOutput(loss=loss, ctc=float(ctc.detach()), adv_loss=adv_loss, adv_accuracy=adv_acc,
+                          reinitialised=reset, adv_ce=adv.ce, adv_uniform_ce=adv.uniform_ce)
     return LossOutput(loss=loss, ctc=float(ctc.detach()), adv_loss=adv_loss, adv_accuracy=adv_acc,
                       reinitialised=reset)

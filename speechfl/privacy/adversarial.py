@@ -2,8 +2,10 @@
 
 Spec (``adversary:`` in hparams)::
 
-    {target: speaker | gender, heads: [mlp, linear, attentive, ...], weight: 1.0,
-     schedule: {kind: dann, lambda_max: 1.0, gamma: 10.0}, reinit_every: 200}
+    {target: speaker | gender, heads: [mlp, linear, attentive, xvector, class_embedding, ...], weight: 1.0,
+     schedule: {kind: dann, lambda_max: 1.0, gamma: 10.0}, reinit_every: 200,
+     objective: reversal | confusion, warmup_steps: 0,
+     spread_out: {margin: 1.0, lr: 0.1, steps: 1}}     # FedAwS server step, class_embedding heads only
 
 What the federated adversary can see: with one speaker per client, each client
 trains the shared heads on its *own* utterances, all labelled with its own
@@ -12,16 +14,23 @@ A client never sees other speakers' audio or labels; the averaged heads learn to
 separate speakers only through aggregation, so they are weaker than a
 centralized adversary (each local step is a one-class problem). The evaluation
 attackers (``speechfl evaluate``) are trained afresh and do not share this limit.
+The ``class_embedding`` head (:mod:`speechfl.privacy.fedaws`) has no bias to solve that
+one-class problem with and scores every utterance against all speakers' class rows (real
+negatives); its rows are speaker embeddings the server holds (see that module).
+``objective: confusion`` trains the encoder toward the heads' uniform output instead of reversing
+their gradient (:mod:`speechfl.privacy.confusion`).
 """
 
 from __future__ import annotations
 
 from typing import Dict
 
+import speechfl.privacy.fedaws  # noqa: F401  (registers the class_embedding head)
 from speechfl.models.adversary import AdversarialObjective
 from speechfl.registry import require_keys
 
-SPEC_KEYS = {"target", "heads", "weight", "schedule", "reinit_every"}
+SPEC_KEYS = {"target", "heads", "weight", "schedule", "reinit_every", "objective", "warmup_steps", "spread_out"}
+SPREAD_OUT_KEYS = {"margin", "lr", "steps"}
 
 
 def build_adversary(spec: Dict, *, rep_dim: int, label_maps: Dict[str, Dict[str, int]], total_steps: int,
@@ -37,5 +46,17 @@ def build_adversary(spec: Dict, *, rep_dim: int, label_maps: Dict[str, Dict[str,
     return AdversarialObjective(
         rep_dim, n_classes, heads=list(spec.get("heads", ["mlp"])), target=target,
         weight=float(spec.get("weight", 1.0)), schedule=spec.get("schedule"), total_steps=max(1, int(total_steps)),
-        reinit_every=spec.get("reinit_every"), seed=seed,
+        reinit_every=spec.get("reinit_every"), seed=seed, objective=spec.get("objective", "reversal"),
+        warmup_steps=spec.get("warmup_steps", 0),
     )
+
+
+def spread_out_spec(spec: Dict) -> Dict | None:
+    """The adversary's ``spread_out`` mapping, validated (``None`` when absent)."""
+    so = spec.get("spread_out")
+    if so is None:
+        return None
+    if not isinstance(so, dict):
+        raise ValueError(f"adversary.spread_out must be a mapping {sorted(SPREAD_OUT_KEYS)}, got {so!r}")
+    require_keys(so, SPREAD_OUT_KEYS, "adversary.spread_out")
+    return {"margin": float(so.get("margin", 1.0)), "lr": float(so.get("lr", 0.1)), "steps": int(so.get("steps", 1))}

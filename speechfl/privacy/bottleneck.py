@@ -1,0 +1,266 @@
+"""Information bottlenecks on the encoder representation (speaker hiding), chosen by name.
+
+A bottleneck sits at the end of ``model.encode``: the CTC head, the training adversaries and
+the evaluation attackers all see its output, so what it removes is removed for every observer.
+Stages (applied in the order listed in hparams ``bottleneck: [instance_norm, {name: vq, codes: 48}]``):
+
+``instance_norm``
+    Per-utterance normalisation over the valid frames, ``y_t = (x_t - mu) / sigma`` (Ulyanov et
+    al. 2016 applied over time). Removes the utterance mean and scale, which pooled (mean/std)
+    probes rely on; a frame-level x-vector still reads the speaker from the frame dynamics
+    (issue 19's calibration: 0.69 top-1), so it is never a defense on its own.
+``projection``
+    Rank-k linear bottleneck ``y = U (P x)``, ``P: D -> k``, ``U: k -> D``: the representation keeps
+    its width D (the CTC head is unchanged) but carries at most k dimensions of information.
+``vq``
+    Vector quantisation with a straight-through gradient (van den Oord et al., "Neural Discrete
+    Representation Learning", NeurIPS 2017), as in the VoicePrivacy 2024 ASR-BN baselines (48 codes).
+    With G groups the D-dim frame is split into G sub-vectors, each quantised to its own codebook
+    of K codes (product quantisation, K^G effective codes)::
+
+        q_g = e_g[argmin_k ||x_g - e_g[k]||^2],   y = x + sg(q - x)          (straight-through)
+        L_vq = ||sg(x) - q||^2 + beta ||x - sg(q)||^2                        (codebook + commitment)
+
+    ``update: loss`` trains the codebook by ``L_vq`` (an ordinary parameter: FedAvg averages it);
+    ``update: ema`` replaces the codebook term by exponential moving averages of the assigned
+    frames (VQ-VAE-2, Razavi et al. 2019): its statistics are state a federated average cannot
+    average, so build_bottleneck refuses it under the federated engines. ``restart_every``
+    re-draws codes unused for that many steps from the current batch's frames (dead-code restart,
+    Dhariwal et al. 2020, Jukebox); restarts copy one client's frames into a shared parameter, so
+    they are refused under federated averaging. ``warmup_steps``: identity (no quantisation) for
+    the first steps so the ASR learns before the bottleneck closes; evaluation always quantises.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechfl.models.adversary import length_mask, masked_mean_std
+from speechfl.registry import Registry, build_from_spec
+
+BOTTLENECKS = Registry("bottleneck")
+VQ_UPDATES = ("loss", "ema")
+
+
+def nearest_codes(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest code: x [N, G, d], codebook [G, K, d] -> [N, G] (squared Euclidean)."""
+    d2 = (x.unsqueeze(2) - codebook.unsqueeze(0)).pow(2).sum(-1)  # [N, G, K]
+    return d2.argmin(dim=-1)
+
+
+def gather_codes(codebook: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """codebook [G, K, d], idx [N, G] -> codes [N, G, d]."""
+    G = codebook.shape[0]
+    return codebook[torch.arange(G, device=idx.device)[None, :], idx]
+
+
+class Stage(nn.Module):
+    """A bottleneck stage: ``forward(x [B, T, D], mask [B, T]) -> y [B, T, D]``; ``aux_loss`` after each forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.aux_loss: Optional[torch.Tensor] = None
+        self.step = 0
+
+    def set_step(self, step: int) -> None:
+        self.step = int(step)
+
+
+class InstanceNorm(Stage):
+    """Per-utterance mean/std normalisation of the representation over valid frames (padding stays 0)."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mean, std = masked_mean_std(x, mask)
+        return (x - mean.unsqueeze(1)) / std.unsqueeze(1) * mask.unsqueeze(-1).to(x.dtype)
+
+
+class Projection(Stage):
+    """Rank-``dim`` bottleneck ``y = U(P x)`` keeping the width D."""
+
+    def __init__(self, rep_dim: int, dim: int):
+        super().__init__()
+        if not 1 <= dim < rep_dim:
+            raise ValueError(f"projection dim must lie in [1, {rep_dim}) (rep_dim {rep_dim}), got {dim}")
+        self.down = nn.Linear(rep_dim, dim, bias=False)
+        self.up = nn.Linear(dim, rep_dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(x))
+
+
+class VectorQuantizer(Stage):
+    """Grouped VQ with a straight-through gradient (see module docstring).
+
+    Parameters
+    ----------
+    rep_dim : int
+        D, divisible by ``groups``.
+    codes : int
+        K codes per group (>= 2).
+    groups : int
+        G codebooks over D/G-dim sub-vectors.
+    beta : float
+        Commitment weight.
+    weight : float
+        Multiplies ``L_vq`` in the training loss.
+    update : {"loss", "ema"}
+    decay : float
+        EMA decay (``update: ema`` only).
+    warmup_steps : int
+        Steps without quantisation at the start of training.
+    restart_every : int, optional
+        Restart codes unused during the last ``restart_every`` steps from the batch's frames.
+    seed : int
+        Codebook initialisation, ``N(0, 1)`` per entry from this seed.
+    """
+
+    def __init__(self, rep_dim: int, codes: int = 48, groups: int = 1, beta: float = 0.25, weight: float = 1.0,
+                 update: str = "loss", decay: float = 0.99, warmup_steps: int = 0,
+                 restart_every: Optional[int] = None, seed: int = 0):
+        super().__init__()
+        if update not in VQ_UPDATES:
+            raise ValueError(f"unknown vq update {update!r}; valid: {', '.join(VQ_UPDATES)}")
+        if codes < 2 or groups < 1 or rep_dim % groups:
+            raise ValueError(f"vq needs codes >= 2 and groups dividing rep_dim {rep_dim}, got codes={codes}, "
+                             f"groups={groups}")
+        if not (0.0 < decay < 1.0) or beta < 0 or weight < 0 or warmup_steps < 0:
+            raise ValueError(f"vq needs 0 < decay < 1, beta >= 0, weight >= 0, warmup_steps >= 0; got decay={decay}, "
+                             f"beta={beta}, weight={weight}, warmup_steps={warmup_steps}")
+        if restart_every is not None and (not isinstance(restart_every, int) or restart_every < 1):
+            raise ValueError(f"restart_every must be a positive int or null, got {restart_every!r}")
+        self.groups, self.codes, self.sub = groups, codes, rep_dim // groups
+        self.beta, self.weight, self.update, self.decay = float(beta), float(weight), update, float(decay)
+        self.warmup_steps, self.restart_every = int(warmup_steps), restart_every
+        init = torch.randn(groups, codes, self.sub, generator=torch.Generator().manual_seed(seed))
+        self.codebook = nn.Parameter(init, requires_grad=(update == "loss"))
+        if update == "ema":  # state, not parameters: refused under federated averaging by build_bottleneck
+            self.register_buffer("ema_count", torch.ones(groups, codes))
+            self.register_buffer("ema_sum", init.clone())
+        self._last_used = torch.zeros(groups, codes, dtype=torch.long)  # step each code was last assigned
+        self.last_usage: Optional[torch.Tensor] = None  # [G, K] counts of the last forward (for logging/tests)
+
+    def quantise(self, x: torch.Tensor):
+        """Frames [N, D] -> (straight-through output [N, D], codes [N, D], indices [N, G])."""
+        xs = x.reshape(-1, self.groups, self.sub)
+        idx = nearest_codes(xs.detach(), self.codebook.detach())
+        q = gather_codes(self.codebook, idx).reshape(x.shape)
+        return x + (q - x).detach(), q, idx
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.training and self.step < self.warmup_steps:
+            self.aux_loss = x.new_zeros(())
+            return x
+        frames = x[mask]  # [N, D] valid frames only
+        y_frames, q, idx = self.quantise(frames)
+        n = max(frames.shape[0], 1)
+        usage = F.one_hot(idx, self.codes).sum(0)  # [G, K]
+        self.last_usage = usage.detach().cpu()
+        commit = self.beta * (frames - q.detach()).pow(2).sum() / n
+        if self.update == "loss":
+            self.aux_loss = self.weight * ((frames.detach() - q).pow(2).sum() / n + commit)
+        else:
+            self.aux_loss = self.weight * commit
+        if self.training:
+            self._train_updates(frames.detach(), idx, usage)
+        out = torch.zeros_like(x)
+        out[mask] = y_frames
+        return out
+
+    @torch.no_grad()
+    def _train_updates(self, frames: torch.Tensor, idx: torch.Tensor, usage: torch.Tensor) -> None:
+        if self.update == "ema":
+            onehot = F.one_hot(idx, self.codes).to(frames.dtype)  # [N, G, K]
+            sums = torch.einsum("ngk,ngd->gkd", onehot, frames.reshape(-1, self.groups, self.sub))
+            self.ema_count.mul_(self.decay).add_(usage.to(frames.dtype), alpha=1 - self.decay)
+            self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+            n = self.ema_count.sum(-1, keepdim=True)
+            count = (self.ema_count + 1e-5) / (n + self.codes * 1e-5) * n  # Laplace smoothing (VQ-VAE-2)
+            self.codebook.copy_(self.ema_sum / count.unsqueeze(-1))
+        self._last_used[usage.cpu() > 0] = self.step
+        if self.restart_every is None or frames.shape[0] == 0:
+            return
+        dead = (self.step - self._last_used) >= self.restart_every
+        if bool(dead.any()):
+            gen = torch.Generator().manual_seed(self.step)
+            xs = frames.reshape(-1, self.groups, self.sub).cpu()
+            for g, k in dead.nonzero().tolist():
+                j = int(torch.randint(xs.shape[0], (1,), generator=gen))
+                self.codebook[g, k] = xs[j, g].to(self.codebook.device)
+                if self.update == "ema":
+                    self.ema_sum[g, k] = self.codebook[g, k]
+                    self.ema_count[g, k] = 1.0
+                self._last_used[g, k] = self.step
+
+
+class Bottleneck(nn.Module):
+    """Stages applied in order; ``aux_loss`` is the sum of the stages' losses of the last forward.
+
+    ``forward(reps [B, T, D], lengths [B]) -> reps [B, T, D]`` (relative lengths unchanged).
+    """
+
+    def __init__(self, stages: Sequence[Stage]):
+        super().__init__()
+        if not stages:
+            raise ValueError("a bottleneck needs at least one stage")
+        self.stages = nn.ModuleList(stages)
+        self.aux_loss: Optional[torch.Tensor] = None
+
+    def set_step(self, step: int) -> None:
+        for s in self.stages:
+            s.set_step(step)
+
+    def forward(self, reps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = length_mask(lengths, reps.shape[1])
+        total = reps.new_zeros(())
+        for stage in self.stages:
+            reps = stage(reps, mask)
+            if stage.aux_loss is not None:
+                total = total + stage.aux_loss
+        self.aux_loss = total
+        return reps
+
+
+@BOTTLENECKS.register("instance_norm")
+def _instance_norm(rep_dim: int, seed: int) -> Stage:
+    return InstanceNorm()
+
+
+@BOTTLENECKS.register("projection")
+def _projection(rep_dim: int, seed: int, dim: int = 32) -> Stage:
+    return Projection(rep_dim, int(dim))
+
+
+@BOTTLENECKS.register("vq")
+def _vq(rep_dim: int, seed: int, codes: int = 48, groups: int = 1, beta: float = 0.25, weight: float = 1.0,
+        update: str = "loss", decay: float = 0.99, warmup_steps: int = 0, restart_every: Optional[int] = None) -> Stage:
+    return VectorQuantizer(rep_dim, codes=int(codes), groups=int(groups), beta=float(beta), weight=float(weight),
+                           update=update, decay=float(decay), warmup_steps=int(warmup_steps),
+                           restart_every=restart_every, seed=seed)
+
+
+def build_bottleneck(spec: Any, *, rep_dim: int, seed: int, averaged: bool) -> Bottleneck:
+    """Build from hparams ``bottleneck:`` (a name, a mapping, or a list of them).
+
+    ``averaged``: the engine averages parameters across clients (every federated engine); EMA
+    statistics and dead-code restarts are then refused, with the reason.
+    """
+    specs: List[Any] = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    stages = []
+    for i, s in enumerate(specs):
+        s = {"name": s} if isinstance(s, str) else dict(s) if isinstance(s, dict) else s
+        if not isinstance(s, dict):
+            raise ValueError(f"bottleneck[{i}] must be a name or a mapping, got {s!r}")
+        if averaged and s.get("name") == "vq" and s.get("update", "loss") == "ema":
+            raise ValueError(f"bottleneck[{i}]: vq update 'ema' keeps codebook statistics (counts, sums) that a "
+                             "federated average cannot combine; use update: loss (the codebook is a parameter)")
+        if averaged and s.get("name") == "vq" and s.get("restart_every") is not None:
+            raise ValueError(f"bottleneck[{i}]: vq restart_every copies one client's frames into the shared "
+                             "codebook (a leak, and averaging different restarts is no restart); not with "
+                             "federated averaging")
+        stages.append(build_from_spec(BOTTLENECKS, {**s, "rep_dim": rep_dim, "seed": seed + 7919 * i}))
+    return Bottleneck(stages)
+
