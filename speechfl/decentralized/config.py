@@ -37,7 +37,9 @@ class GossipConfig:
     processes : int
         ``gossip-dist``: torch.distributed ranks started by ``torchrun`` (nodes are dealt round-robin).
     timeout_s : float
-        ``gossip-dist``: seconds a rank waits for a peer before reporting it dead.
+        ``gossip-dist``: seconds a rank waits for a peer before reporting it dead. It must exceed
+        the longest a healthy rank is busy between two exchanges: training its nodes, plus the
+        validation rank 0 runs every ``eval_every`` rounds.
     """
 
     topology: Any = "ring"
