@@ -130,6 +130,21 @@ def partition_stage(cfg: ExperimentConfig, components: Components,
     return rows, partition, check_against_partition(cfg, components, len(partition.client_ids))
 
 
+def attach_bottleneck_stage(model, hparams: dict, cfg: ExperimentConfig) -> None:
+    """Attach hparams ``bottleneck`` to the model's ``encode`` (:mod:`speechfl.privacy.bottleneck`), or refuse."""
+    if not hasattr(model, "attach_bottleneck"):
+        raise ValueError(f"bottleneck: encoder {getattr(model, 'encoder_name', type(model).__name__)!r} has no "
+                         "attach_bottleneck; use encoder: conv_rnn")
+    if hparams.get("dp_sample"):
+        raise ValueError("bottleneck with dp_sample: Opacus' per-sample gradients of the VQ codebook (a gather over "
+                         "valid frames) are not validated; the two are not combined")
+    from speechfl.privacy.bottleneck import build_bottleneck
+
+    engine = getattr(cfg.engine, "value", cfg.engine)
+    model.attach_bottleneck(build_bottleneck(hparams["bottleneck"], rep_dim=model.rep_dim, seed=cfg.seed,
+                                             averaged=engine != "centralized"))
+
+
 def build_setup(hparams: dict, progress: bool = True, config: Optional[ExperimentConfig] = None) -> FederatedSetup:
     """Build an experiment in stages; a bad configuration fails before the corpus is touched.
 
@@ -181,6 +196,8 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
             client_config.local_epochs * -(-longest // client_config.batch_size))
         model.attach_adversary(build_adversary(adv_spec, rep_dim=model.rep_dim, label_maps=label_maps,
                                                total_steps=cfg.rounds * steps_per_round, seed=seed))
+    if hparams.get("bottleneck"):
+        attach_bottleneck_stage(model, hparams, cfg)
     model.to(device)
     layout = ParamLayout.from_module(model)
     if layout.buffers:  # check_model refused these already; a model changed after the check is caught here
@@ -190,6 +207,16 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     from speechfl.robustness import get_attack, select_malicious
 
     server_optimizer = components.server_optimizer
+    if adv_spec:
+        from speechfl.privacy.adversarial import spread_out_spec
+
+        spread = spread_out_spec(dict(adv_spec))
+        if spread is not None:  # FedAwS: the spread-out step on the class rows after every server step
+            from speechfl.privacy.fedaws import SpreadOutServer, check_spread_out_compatible, class_weight_slices
+
+            check_spread_out_compatible(server_optimizer, getattr(engine, "value", engine))
+            server_optimizer = SpreadOutServer(server_optimizer, class_weight_slices(layout.names, layout.shapes),
+                                               **spread)
 
     if hasattr(server_optimizer, "configure"):  # SCAFFOLD: the federation's sizes and the clients' step size
         if getattr(engine, "value", engine) not in ("inprocess", "centralized"):
