@@ -1,29 +1,34 @@
 """Build the server-side components from an :class:`ExperimentConfig`, and the checks that need them.
 
-Building is cheap (no corpus, no model), so unknown names and parameters fail
-before anything is generated. :func:`check_against_partition` runs the checks that
+Building is cheap (no corpus, no model), so unknown names and parameters, components
+that lack what their :mod:`~speechfl.config.protocols` declares, and every combination
+of mechanisms that cannot compose (:func:`~speechfl.config.mechanisms.check_mechanisms`)
+fail before anything is generated. :func:`check_against_partition` runs the checks that
 need the number of clients, right after the partition is known and before any
 client trains.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
 from speechfl.config.errors import ConfigError
 from speechfl.config.experiment import ExperimentConfig
-from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompressor
+from speechfl.config.mechanisms import Mechanisms, check_mechanisms
+from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompressor, check_protocol
 
 
 @dataclass(frozen=True)
 class Components:
-    """The server pipeline's parts, built by name from the configuration."""
+    """The server pipeline's parts, built by name from the configuration, and the checked mechanisms."""
 
     uplink: UplinkCompressor
     downlink: Optional[UplinkCompressor]
     robust: RobustAggregator
     server_optimizer: ServerStep
+    mechanisms: Mechanisms = Mechanisms()
 
 
 def _build(key: str, build, spec):
@@ -34,7 +39,7 @@ def _build(key: str, build, spec):
 
 
 def build_components(cfg: ExperimentConfig) -> Components:
-    """Compressors, robust pipeline and server optimizer; raises :class:`ConfigError` naming the key."""
+    """Compressors, robust pipeline, server optimizer and mechanisms; raises :class:`ConfigError` naming the key."""
     from speechfl.compression import build_compressor
     from speechfl.federated.server_opt import SERVER_OPTIMIZERS
     from speechfl.registry import build_from_spec
@@ -45,13 +50,19 @@ def build_components(cfg: ExperimentConfig) -> Components:
     robust = _build("aggregator", lambda spec: build_robust_pipeline(spec, list(cfg.preaggregators)), cfg.aggregator)
     server_optimizer = _build("server_optimizer", lambda spec: build_from_spec(SERVER_OPTIMIZERS, spec),
                               cfg.server_optimizer)
+    for key, component, protocol in (("uplink", uplink, UplinkCompressor), ("downlink", downlink, UplinkCompressor),
+                                     ("aggregator", robust, RobustAggregator),
+                                     ("server_optimizer", server_optimizer, ServerStep)):
+        if component is not None:
+            check_protocol(component, protocol, key)
     if uplink.shared_support and robust.stateful:
         raise ConfigError("aggregator", f"{robust.name!r} keeps a [d] state across rounds, but random-k with a "
                                         "shared mask aggregates on a different set of coordinates every round; "
                                         "use a stateless rule")
     if isinstance(cfg.clients_per_round, int) and not cfg.dp_user:
         check_updates_per_round(cfg, robust, cfg.clients_per_round, n_clients=None)
-    return Components(uplink=uplink, downlink=downlink, robust=robust, server_optimizer=server_optimizer)
+    components = Components(uplink=uplink, downlink=downlink, robust=robust, server_optimizer=server_optimizer)
+    return dataclasses.replace(components, mechanisms=check_mechanisms(cfg, components))
 
 
 def updates_per_round(cfg: ExperimentConfig, n_clients: int) -> int:

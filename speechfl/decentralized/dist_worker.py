@@ -47,11 +47,13 @@ def main(argv) -> int:
     from speechfl.decentralized.engine import GossipEngine
     from speechfl.decentralized.transport import DistTransport, PeerFailure
     from speechfl.experiment.hparams import load_hparams, split_argv
-    from speechfl.federated.setup import build_setup
+    from speechfl.experiment.results import capture_config
+    from speechfl.federated.setup import RunOrigin, build_setup
     from speechfl.io import atomic_torch_save
 
     torch.set_num_threads(1)
     hparams_file, overrides = split_argv(argv)
+    captured = capture_config(hparams_file, overrides)  # results.json records the file as it was run
     hparams = load_hparams(hparams_file, overrides)
     if hparams.get("engine") != "gossip-dist":
         raise SystemExit(f"{hparams_file}: engine is {hparams.get('engine')!r}; pass --engine=gossip-dist")
@@ -66,6 +68,7 @@ def main(argv) -> int:
         else:
             dist.barrier()
             setup = build_setup(hparams, progress=False)
+        setup.origin = RunOrigin(hparams_file, tuple(overrides), config=captured)
         out = Path(hparams["output_folder"])
         transport = DistTransport(len(setup.partition.client_ids), cfg.timeout_s)
         engine = GossipEngine(setup, out, progress=(rank == 0), transport=transport, hosted=transport.hosted(),

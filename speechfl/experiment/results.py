@@ -64,8 +64,19 @@ class ConfigSection:
         return cls(str(d["hparams_file"]), dict(d.get("overrides") or {}), list(d["argv"]), d.get("hparams_text"))
 
 
+def capture_config(hparams_file: str, overrides) -> ConfigSection:
+    """The run's configuration as it is *now*: call it when the run starts (where the config is validated).
+
+    The hparams file's text is read here, so a file edited while the run trains is
+    recorded as it was run (``evaluate`` rebuilds the run from this text). The writers
+    (:func:`speechfl.experiment.run.finalize`, :func:`centralized_results`) take the
+    captured section instead of reading the file when the run finishes.
+    """
+    return ConfigSection.from_dict(config_section(hparams_file, overrides))
+
+
 def config_section(hparams_file: str, overrides) -> Dict:
-    """The run's configuration: hparams file, overrides (as a mapping and as argv), file text."""
+    """The configuration now: hparams file, overrides (mapping and argv), file text (see :func:`capture_config`)."""
     from speechfl.experiment.hparams import overrides_to_yaml
 
     if isinstance(overrides, str):
@@ -308,10 +319,17 @@ class RunResults:
         return cls(**values)
 
 
-def centralized_results(*, config, overrides, test, model, seconds, train_seconds, history: Optional[List] = None):
-    """results.json of the centralized CTC recipe (``kind: centralized``, ``epochs`` instead of ``rounds``)."""
+def centralized_results(*, config: ConfigSection, test, model, seconds, train_seconds,
+                        history: Optional[List] = None):
+    """results.json of the centralized CTC recipe (``kind: centralized``, ``epochs`` instead of ``rounds``).
+
+    ``config`` is the section :func:`capture_config` captured when the run started.
+    """
+    if not isinstance(config, ConfigSection):
+        raise TypeError(f"config must be the ConfigSection captured at the start of the run (capture_config), "
+                        f"got {type(config).__name__}")
     return RunResults(
-        kind="centralized", config=ConfigSection.from_dict(config_section(config, overrides)),
+        kind="centralized", config=config,
         model=ModelSection.from_dict(model_section(model)), seconds=seconds, test=TestSection.from_dict(test),
         train_seconds=train_seconds, epochs=list(history or []),
     ).to_dict()

@@ -9,10 +9,10 @@ from typing import Dict, Optional
 
 import torch
 
-from speechfl.config import ExperimentConfig, check_output_writable
-from speechfl.experiment.results import (AttackSection, BackdoorResult, CommunicationSection, ConfigSection,
+from speechfl.config import ExperimentConfig, build_components, check_output_writable
+from speechfl.experiment.results import (AttackSection, BackdoorResult, CommunicationSection,
                                          ModelSection, PartitionSection, PrivacyBudgetSection, RunResults, TestSection,
-                                         config_section, model_section)
+                                         capture_config, model_section)
 from speechfl.federated.engines import ENGINE_SECTIONS, check_engine_available, get_engine
 from speechfl.federated.setup import FederatedSetup, RunOrigin, build_setup
 from speechfl.io import atomic_torch_save, atomic_write_json
@@ -25,15 +25,19 @@ def run_federated(hparams: dict, hparams_file: str, overrides, progress: bool = 
     """Validate, build, train (engine from ``hparams['engine']``, see :mod:`speechfl.federated.engines`), test,
     and write ``results.json``.
 
-    The whole configuration is validated and the output folder checked writable before the
-    corpus is prepared or any client trains (a :class:`~speechfl.config.ConfigError` names the key).
+    The hparams text is captured, the whole configuration validated (components and mechanisms
+    included) and the output folder checked writable before the corpus is prepared or any client
+    trains (a :class:`~speechfl.config.ConfigError` names the key).
     """
     start = time.time()
+    captured = capture_config(hparams_file, overrides)  # the file as it is run, not as it is when training ends
     config = ExperimentConfig.from_hparams(hparams)
     check_engine_available(config.engine)
+    components = build_components(config)
     out = check_output_writable(config.output_folder)
-    setup = build_setup(hparams, progress=progress, config=config)
-    setup.origin = RunOrigin(str(hparams_file), overrides if isinstance(overrides, str) else tuple(overrides or ()))
+    setup = build_setup(hparams, progress=progress, config=config, components=components)
+    setup.origin = RunOrigin(str(hparams_file), overrides if isinstance(overrides, str) else tuple(overrides or ()),
+                             config=captured)
     result = get_engine(config.engine)(setup, out, progress)
     history, global_flat, sections = (*result, {}) if len(result) == 2 else result
     return finalize(setup, history, global_flat, hparams_file, overrides, out, time.time() - start,
@@ -45,6 +49,8 @@ def finalize(setup: FederatedSetup, history, global_flat, hparams_file, override
     """Test the final global model and write model.pt + results.json.
 
     ``sections``: extra results.json sections the engine owns (:data:`speechfl.federated.engines.ENGINE_SECTIONS`).
+    The ``config`` section is the one captured when the run started (``setup.origin.config``, set by
+    every engine entry point); a setup built without an origin (a direct caller) captures it here.
     """
     sections = dict(sections or {})
     unknown = sorted(set(sections) - set(ENGINE_SECTIONS))
@@ -68,7 +74,8 @@ def finalize(setup: FederatedSetup, history, global_flat, hparams_file, override
     results = RunResults(
         kind=kind,
         engine=engine,
-        config=ConfigSection.from_dict(config_section(hparams_file, overrides)),
+        config=setup.origin.config if setup.origin is not None and setup.origin.config is not None else
+        capture_config(hparams_file, overrides),
         model=ModelSection.from_dict(model_section(setup.model)),
         seconds=seconds,
         client_seconds_per_round=sum(r["client_seconds"] for r in history) / len(history) if history else None,

@@ -76,6 +76,11 @@ class Server:
 
     def __init__(self, *, global_flat, optimizer, uplink, robust, dp_user=None, secagg=None,
                  sample_counts: Optional[Dict[str, int]] = None):
+        from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompressor, check_protocol
+
+        for key, component, protocol in (("uplink", uplink, UplinkCompressor), ("aggregator", robust, RobustAggregator),
+                                         ("server_optimizer", optimizer, ServerStep)):
+            check_protocol(component, protocol, key)  # no hasattr probes below: a component lacking one fails here
         self.global_flat = global_flat.clone()
         self.dim = global_flat.numel()
         self.optimizer = optimizer
@@ -85,7 +90,7 @@ class Server:
         self.secagg = secagg
         self.sample_counts = dict(sample_counts) if sample_counts is not None else None
         self.ef21 = None
-        if getattr(uplink, "requires_server_state", False):
+        if uplink.requires_server_state:
             from speechfl.compression import EF21ServerState
 
             self.ef21 = EF21ServerState()  # EF21: payloads carry changes c_i; the server aggregates g_i += c_i
@@ -97,7 +102,7 @@ class Server:
         if isinstance(rec.payload, UnencodablePayload):
             raise UpdateRejected(f"client could not encode its update: {rec.payload.reason}")
         try:
-            if getattr(self.uplink, "shared_support", False):
+            if self.uplink.shared_support:
                 vec = self.uplink.decode_values(rec.payload, ctx)
                 validate_update(vec, ctx_support_size(self.uplink, ctx))
             else:
@@ -145,7 +150,7 @@ class Server:
         need = min_updates(self.robust) if self.dp_user is None else 1
         if len(vectors) < need:
             logger.warning("round %d: %d valid update(s), %s needs %d; global model unchanged",
-                           ctx.round, len(vectors), getattr(self.robust, "name", "aggregator"), need)
+                           ctx.round, len(vectors), self.robust.name, need)
             return RoundAggregate(self.global_flat, torch.zeros(self.dim), [], rejected, {}, {})
         n, overridden = trusted_counts(dict(zip(accepted, n)), self.sample_counts)
         stacked = torch.stack(vectors)
@@ -156,7 +161,7 @@ class Server:
             contrib = torch.full((len(vectors),), 1.0 / len(vectors))
             dp_info = {"clip": float(self.dp_user.last_clip),
                        "clipped_fraction": float((self.dp_user.last_norms > self.dp_user.last_clip).float().mean())}
-        elif getattr(self.optimizer, "client_aware", False):  # speechfl.fairness: weights from reported losses
+        elif self.optimizer.client_aware:  # speechfl.fairness: weights from reported losses
             metadata = {r.client_id: r.metadata for r in received}
             agg, coef = self.optimizer.combine(stacked, weights, accepted, [metadata[c] for c in accepted])
             contrib = coef.to(torch.float64) / coef.to(torch.float64).sum()
@@ -165,7 +170,7 @@ class Server:
             contrib = self.robust.last_weights
             if contrib is None:
                 contrib = weights / weights.sum()
-        if getattr(self.uplink, "shared_support", False):
+        if self.uplink.shared_support:
             agg = self.uplink.expand(agg, ctx)
         out = self._step(agg, accepted, rejected, contrib, dp_info)
         out.overridden = overridden
@@ -213,7 +218,7 @@ class Server:
             logger.warning("round %d: secure aggregation aborted: %s", ctx.round, exc)
             unchanged.rejected = {**rejected, "<sum>": f"secure aggregation aborted: {exc}"}
             return unchanged
-        shared = getattr(self.uplink, "shared_support", False)
+        shared = self.uplink.shared_support
         try:
             validate_update(summed, ctx_support_size(self.uplink, ctx) if shared else self.dim)
         except UpdateRejected as exc:
@@ -288,7 +293,7 @@ def trusted_counts(claimed: Dict[str, int], known: Optional[Dict[str, int]]):
 
 def min_updates(robust) -> int:
     """Fewest updates the robust pipeline accepts (Krum needs n > 2f + 2; bucketing in front needs more)."""
-    return int(robust.min_rows()) if hasattr(robust, "min_rows") else 1
+    return int(robust.min_rows())
 
 
 def ctx_support_size(compressor, ctx) -> int:

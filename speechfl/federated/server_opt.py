@@ -28,6 +28,8 @@ def _clone(t):
 
 class ServerOptimizer:
     name = "base"
+    client_aware = False  # True: the server calls combine() with the clients' reported losses (speechfl.fairness)
+    control_variates = False  # True: SCAFFOLD; setup calls configure() with the federation's sizes
 
     def step(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -136,6 +138,7 @@ class Scaffold(ServerOptimizer):
     """
 
     name = "scaffold"
+    control_variates = True
 
     def __init__(self, lr: float = 1.0):
         self.lr = float(lr)

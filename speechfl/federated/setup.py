@@ -17,9 +17,9 @@ from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompre
 from speechfl.data.dataset import DataTransforms, make_dataset, make_loader, read_manifest
 from speechfl.data.partition import Partition, partition_speakers, pooled_partition
 from speechfl.experiment.corpus import Corpus, prepare_corpus
+from speechfl.experiment.results import ConfigSection
 from speechfl.federated.client import ClientConfig
 from speechfl.federated.update import ParamLayout, flatten_params
-from speechfl.registry import require_keys
 
 CLIENT_KEYS = set(ClientConfig.__dataclass_fields__)
 
@@ -31,10 +31,15 @@ if TYPE_CHECKING:  # heavy or optional modules, imported by build_setup only whe
 
 @dataclass(frozen=True)
 class RunOrigin:
-    """The hparams file and ``--key=value`` overrides a run was built from."""
+    """The hparams file and ``--key=value`` overrides a run was built from.
+
+    ``config`` is the results.json ``config`` section captured when the run started
+    (:func:`speechfl.experiment.results.capture_config`): the file's text as it was run.
+    """
 
     hparams_file: str
     overrides: Union[str, Tuple[str, ...]] = ()
+    config: Optional[ConfigSection] = None
 
 
 @dataclass
@@ -145,12 +150,16 @@ def attach_bottleneck_stage(model, hparams: dict, cfg: ExperimentConfig) -> None
                                              averaged=engine != "centralized"))
 
 
-def build_setup(hparams: dict, progress: bool = True, config: Optional[ExperimentConfig] = None) -> FederatedSetup:
+def build_setup(hparams: dict, progress: bool = True, config: Optional[ExperimentConfig] = None,
+                components: Optional[Components] = None) -> FederatedSetup:
     """Build an experiment in stages; a bad configuration fails before the corpus is touched.
 
     1. validate: :meth:`ExperimentConfig.from_hparams` (every key, typed) unless ``config`` is given;
     2. build the server components by name (:func:`build_components`: compressors, robust pipeline,
-       server optimizer), so unknown names and impossible combinations fail before any data work;
+       server optimizer, each checked against its Protocol) unless ``components`` is given, and the
+       mechanisms (:func:`~speechfl.config.mechanisms.check_mechanisms`: malicious, dp_user, secagg,
+       SCAFFOLD), then the checks that need the model object but no data (dp_sample's Opacus support,
+       the anonymizer, fairness rules), so every refusal that needs no data fails before any data work;
     3. prepare the corpus (generates the synthetic corpus if absent, writes manifests);
     4. partition it, then the checks that need the number of clients (:func:`check_against_partition`);
     5. the model (and the training adversary), then the privacy and threat components.
@@ -158,15 +167,25 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     Raises :class:`~speechfl.config.ConfigError` (a ``ValueError``) naming the key on bad configuration.
     """
     cfg = config if config is not None else ExperimentConfig.from_hparams(hparams)
-    components = build_components(cfg)
+    components = components if components is not None else build_components(cfg)
     engine, seed, device = cfg.engine, cfg.seed, cfg.device
     uplink, downlink, robust = components.uplink, components.downlink, components.robust
+    mechanisms = components.mechanisms
     client_config = cfg.client
-    fair = getattr(components.server_optimizer, "client_aware", False)
+    fair = components.server_optimizer.client_aware
     if fair:  # q-FedAvg / AFL / CTC-DRO / group reweighting: refusals before the corpus is touched
         from speechfl.fairness import check_fairness_compatible
 
         check_fairness_compatible(hparams, robust, engine)
+    model = hparams["model"]
+    if cfg.dp_sample and not getattr(model, "opacus_compatible", True):
+        raise ValueError(f"dp_sample: Opacus cannot compute per-sample gradients of encoder "
+                         f"{getattr(model, 'encoder_name', type(model).__name__)!r}; use encoder: conv_rnn with "
+                         "rnn_type: dpgru")
+    if hparams.get("anonymize"):
+        from speechfl.anonymization.defense import build_client_anonymizer
+
+        build_client_anonymizer(hparams["anonymize"], seed)  # bad names/params fail before the corpus
     torch.manual_seed(seed)
 
     corpus = prepare_corpus(hparams, progress=progress)
@@ -175,14 +194,9 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     client_rows = {c: [by_id[u] for u in us] for c, us in partition.utterances.items()}
     genders = {r["spk_id"]: r["gender"] for r in rows}
 
-    model = hparams["model"]
     from speechfl.models.protocol import check_model
 
     check_model(model, len(corpus.tokenizer))  # the protocol, the tokenizer's size, no stateful buffers
-    if hparams.get("dp_sample") and not getattr(model, "opacus_compatible", True):
-        raise ValueError(f"dp_sample: Opacus cannot compute per-sample gradients of encoder "
-                         f"{getattr(model, 'encoder_name', type(model).__name__)!r}; use encoder: conv_rnn with "
-                         "rnn_type: dpgru")
     label_maps = {
         "speaker": {s: i for i, s in enumerate(sorted({r["spk_id"] for r in rows}))},
         "gender": {g: i for i, g in enumerate(sorted({r["gender"] for r in rows}))},
@@ -204,8 +218,6 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         raise ValueError(f"model has stateful buffers {layout.buffers[:3]}: federated averaging cannot average them")
     init_flat = flatten_params(model, layout).cpu()
 
-    from speechfl.robustness import get_attack, select_malicious
-
     server_optimizer = components.server_optimizer
     if adv_spec:
         from speechfl.privacy.adversarial import spread_out_spec
@@ -218,16 +230,7 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
             server_optimizer = SpreadOutServer(server_optimizer, class_weight_slices(layout.names, layout.shapes),
                                                **spread)
 
-    if hasattr(server_optimizer, "configure"):  # SCAFFOLD: the federation's sizes and the clients' step size
-        if getattr(engine, "value", engine) not in ("inprocess", "centralized"):
-            raise ValueError("server_optimizer scaffold sends a control variate with the model; only the in-process "
-                             f"engines carry it (inprocess, centralized), not {getattr(engine, 'value', engine)}")
-        if client_config.local_steps is None:
-            raise ValueError("server_optimizer scaffold needs client.local_steps (a fixed K for its c update), "
-                             "not local_epochs")
-        if hparams.get("dp_sample"):
-            raise ValueError("server_optimizer scaffold corrects gradients that dp_sample clips and noises per "
-                             "sample; the two are not combined")
+    if server_optimizer.control_variates:  # SCAFFOLD (its config checks ran in check_mechanisms): the sizes
         server_optimizer.configure(n_clients=len(partition.client_ids), per_round=per_round,
                                    local_steps=client_config.local_steps,
                                    local_lr=float(client_config.optimizer["lr"]), local_lr_decay=client_config.lr_decay)
@@ -238,59 +241,25 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         client_config = configure_fairness(server_optimizer, hparams, partition, genders, client_config)
 
     malicious, update_attack, data_attack = set(), None, None
-    mal = hparams.get("malicious")
-    if mal:
-        mal = dict(mal)
-        require_keys(mal, {"count", "fraction", "attack", "data_attack"}, "malicious")
-        if engine == "centralized":
-            raise ValueError("malicious clients need a federated engine, not engine=centralized")
-        malicious = set(select_malicious(partition.client_ids, count=mal.get("count"), fraction=mal.get("fraction"),
-                                         seed=seed))
-        if mal.get("attack"):
-            spec = dict(mal["attack"]) if isinstance(mal["attack"], dict) else {"name": mal["attack"]}
-            update_attack = get_attack(spec.pop("name"), **spec)
-        data_attack = mal.get("data_attack")
-        if update_attack is None and data_attack is None:
-            raise ValueError("malicious clients configured without an attack or data_attack")
-    if hparams.get("anonymize"):
-        from speechfl.anonymization.defense import build_client_anonymizer
+    mal = mechanisms.malicious  # keys, attacks and engine checked in check_mechanisms; who needs the partition
+    if mal is not None:
+        from speechfl.robustness import select_malicious
 
-        build_client_anonymizer(hparams["anonymize"], seed)  # bad names/params fail at setup
+        malicious = set(select_malicious(partition.client_ids, count=mal.count, fraction=mal.fraction, seed=seed))
+        update_attack, data_attack = mal.update_attack, mal.data_attack
 
-    dp_user = secagg = None
-    if hparams.get("dp_user"):
+    dp_user = None
+    if mechanisms.dp_user is not None:  # checked in check_mechanisms; its sampling rate needs the partition
         from speechfl.privacy.dp_user import DPFedAvg
 
-        if getattr(robust, "name", "") not in ("mean", "weighted_mean") or list(hparams.get("preaggregators") or []):
-            raise ValueError("user-level DP noise is calibrated to the sensitivity of a clipped mean; it cannot be "
-                             f"combined with aggregator {hparams.get('aggregator')!r} or pre-aggregators")
-        spec = dict(hparams["dp_user"])
-        require_keys(spec, {"clip", "noise_multiplier", "delta", "adaptive"}, "dp_user")
-        spec.pop("delta", None)  # used for reporting epsilon, not by the mechanism
-        n_clients = len(partition.client_ids)
-        dp_user = DPFedAvg(clip=float(spec.pop("clip")), noise_multiplier=float(spec.pop("noise_multiplier")),
-                           expected_clients=float(per_round), sample_rate=per_round / n_clients, seed=seed, **spec)
-    if hparams.get("secagg") is not None and hparams.get("secagg") is not False:
-        from speechfl.privacy.secagg import SecureAggregation, check_secagg_compatible
-
-        check_secagg_compatible(aggregator_requires_individual=getattr(robust, "requires_individual_updates", True),
-                                compressor_linear=getattr(uplink, "linear", False),
-                                dp_sample=bool(hparams.get("dp_sample")),
-                                dp_user_adaptive=bool(dp_user is not None and dp_user.adaptive is not None))
-        if uplink.name not in ("identity", "randk"):
-            raise ValueError(f"secure aggregation cannot be combined with uplink {uplink.name!r}: clients mask the "
-                             "plain update (identity) or its values on the shared random-k mask (randk); a "
-                             "compressor that keeps client memory or nests others is not applied under masking")
-        if engine == "centralized":
-            raise ValueError("secure aggregation needs a federated engine, not engine=centralized")
-        spec = dict(hparams["secagg"] or {})
-        require_keys(spec, {"scale_bits", "modulus_bits", "min_survivors", "dropout"}, "secagg")
-        secagg = SecureAggregation(seed=seed, **spec)
+        spec = mechanisms.dp_user
+        dp_user = DPFedAvg(clip=spec.clip, noise_multiplier=spec.noise_multiplier, expected_clients=float(per_round),
+                           sample_rate=per_round / len(partition.client_ids), seed=seed, adaptive=spec.adaptive)
 
     return FederatedSetup(
         hparams=hparams, corpus=corpus, partition=partition, model=model, layout=layout, init_flat=init_flat,
         client_config=client_config, uplink=uplink, downlink=downlink, robust=robust,
         server_optimizer=server_optimizer, malicious=malicious, update_attack=update_attack, data_attack=data_attack,
-        dp_user=dp_user, dp_sample_spec=hparams.get("dp_sample"), secagg=secagg, label_maps=label_maps,
+        dp_user=dp_user, dp_sample_spec=hparams.get("dp_sample"), secagg=mechanisms.secagg, label_maps=label_maps,
         client_rows=client_rows, genders=genders, device=device, config=cfg,
     )

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from speechfl.experiment.results import (CommunicationSection, ResultsError, RunResults, centralized_results)
+from speechfl.experiment.results import (CommunicationSection, ResultsError, RunResults, capture_config,
+                                         centralized_results)
 
 TEST = {"wer": 10.0, "cer": 5.0, "n_utts": 2, "by_group": {"gender": {"F": {"wer": 10.0, "cer": 5.0, "n_utts": 2}}},
         "by_speaker": {"s1": {"wer": 10.0, "cer": 5.0, "n_utts": 2}}}
@@ -12,7 +13,9 @@ TEST = {"wer": 10.0, "cer": 5.0, "n_utts": 2, "by_group": {"gender": {"F": {"wer
 def test_centralized_recipe_document(tmp_path):
     f = tmp_path / "h.yaml"
     f.write_text("seed: 1\n")
-    doc = centralized_results(config=str(f), overrides=["--seed=2"], test=TEST, model=torch.nn.Linear(3, 2),
+    config = capture_config(str(f), ["--seed=2"])  # at the start of the run
+    f.write_text("seed: 3\n")  # edited while the run trains: not what was run
+    doc = centralized_results(config=config, test=TEST, model=torch.nn.Linear(3, 2),
                               seconds=2.0, train_seconds=1.5, history=[{"epoch": 1, "train_loss": 3.0}])
     assert doc["schema"] == 2 and doc["kind"] == "centralized"
     assert doc["model"] == {"n_params": 8, "class": "Linear"}  # 3*2 weights + 2 biases
@@ -20,6 +23,8 @@ def test_centralized_recipe_document(tmp_path):
     assert doc["config"]["hparams_text"] == "seed: 1\n"
     assert "rounds" not in doc and "engine" not in doc and doc["epochs"][0]["epoch"] == 1
     assert RunResults.from_dict(doc).to_dict() == doc
+    with pytest.raises(TypeError, match="captured at the start of the run"):
+        centralized_results(config=str(f), test=TEST, model=torch.nn.Linear(3, 2), seconds=2.0, train_seconds=1.5)
 
 
 def test_communication_totals_are_hand_computed():

@@ -61,10 +61,17 @@ def make_server_app(setup, spec: ExperimentSpec, out: Path, progress: bool, conf
 
 
 def run_deployment(grid: Grid, run_config) -> dict:
-    """Build the experiment named by ``run_config``, train it on the connected SuperNodes, write results."""
+    """Build the experiment named by ``run_config``, train it on the connected SuperNodes, write results.
+
+    As :func:`~speechfl.experiment.run.run_federated`: the hparams text is captured, the whole
+    configuration validated (components and mechanisms included) and the output folder checked
+    writable before the corpus is prepared or any SuperNode trains.
+    """
+    from speechfl.config import ExperimentConfig, build_components, check_output_writable
     from speechfl.experiment.hparams import load_hparams
+    from speechfl.experiment.results import capture_config
     from speechfl.experiment.run import finalize
-    from speechfl.federated.setup import build_setup
+    from speechfl.federated.setup import RunOrigin, build_setup
     from speechfl.io import atomic_write_json
 
     unknown = sorted(set(run_config) - set(RUN_CONFIG_KEYS))
@@ -75,15 +82,18 @@ def run_deployment(grid: Grid, run_config) -> dict:
     start = time.time()
     hparams_file = str(Path(str(run_config["hparams-file"])).resolve())
     overrides = shlex.split(str(run_config.get("overrides", "")))
+    captured = capture_config(hparams_file, overrides)  # the file as it is run
     hparams = load_hparams(hparams_file, overrides)
     if hparams.get("engine", "inprocess") == "centralized":
         raise ValueError("engine=centralized pools all data in one process; it cannot run on SuperNodes")
-    out = Path(hparams["output_folder"])
-    out.mkdir(parents=True, exist_ok=True)
-    setup = build_setup(hparams, progress=False)
+    config = ExperimentConfig.from_hparams(hparams)
+    components = build_components(config)
+    flower_config = FlowerConfig.from_hparams(hparams)
+    out = check_output_writable(config.output_folder)
+    setup = build_setup(hparams, progress=False, config=config, components=components)
+    setup.origin = RunOrigin(hparams_file, tuple(overrides), config=captured)
     setup.hparams["engine"] = DEPLOYMENT_ENGINE  # build_setup validated the file's engine; record the real one
-    sim = run_rounds(grid, setup, ExperimentSpec.from_file(hparams_file, overrides), out, False,
-                     FlowerConfig.from_hparams(hparams))
+    sim = run_rounds(grid, setup, ExperimentSpec.from_file(hparams_file, overrides), out, False, flower_config)
     results = finalize(setup, sim.history, sim.server.global_flat, hparams_file, overrides, out,
                        time.time() - start)
     if run_config.get("federated-eval"):

@@ -21,10 +21,11 @@ import torch
 from speechbrain.decoders import ctc_greedy_decode
 from speechbrain.utils.metric_stats import ErrorRateStats
 
+from speechfl.config import check_output_writable
 from speechfl.data.dataset import make_dataset, make_loader
 from speechfl.experiment.corpus import prepare_corpus
 from speechfl.experiment.hparams import load_hparams
-from speechfl.experiment.results import centralized_results
+from speechfl.experiment.results import capture_config, centralized_results
 from speechfl.io import atomic_torch_save, atomic_write_json
 from speechfl.metrics.asr import records_to_dicts, summarize, transcribe
 from speechfl.models.objective import ctc_objective
@@ -89,7 +90,9 @@ def dataio_prepare(hparams):
 
 def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    config = capture_config(hparams_file, overrides)  # the hparams text as it is run
     hparams = load_hparams(hparams_file, overrides)
+    check_output_writable(hparams.get("output_folder"))  # before the corpus is prepared or training starts
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
     torch.manual_seed(hparams["seed"])
     start = time.time()
@@ -117,7 +120,7 @@ def main(argv):
     test_loader = make_loader(datasets["test"], hparams["batch_size"], shuffle=False)
     records = transcribe(brain.modules.model, test_loader, corpus.tokenizer, brain.device)
     results = centralized_results(
-        config=hparams_file, overrides=overrides, test=summarize(records), model=brain.modules.model,
+        config=config, test=summarize(records), model=brain.modules.model,
         seconds=time.time() - start, train_seconds=train_seconds, history=brain.history,
     )
     # What `speechfl evaluate` reads back (tensors only; results.json last, so it marks a finished run).
