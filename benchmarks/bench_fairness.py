@@ -42,6 +42,8 @@ INDIVIDUAL = ("fedavg", "adversary")
 
 
 def _individual_lines(name, ind):
+    if "skipped" in ind:
+        return [f"  {name}: skipped: {ind['skipped']}"]
     pays = ind["who_pays"]
     lines = [f"  {name}: strongest attacker {ind['strongest_attacker']} "
              f"(mean risk {', '.join(f'{a} {v:.3f}' for a, v in ind['attackers'].items())})"]
@@ -114,7 +116,8 @@ def main(argv=None):
     for name in INDIVIDUAL:
         if name in out:
             print("\n".join(_individual_lines(name, out[name]["individual"])))
-    points = {n: out[n]["individual"]["tradeoff_point"] for n in INDIVIDUAL if n in out}
+    points = {n: out[n]["individual"]["tradeoff_point"] for n in INDIVIDUAL
+              if n in out and "tradeoff_point" in out[n]["individual"]}
     if points:
         print(f"Pareto set over (mean WER, worst-group WER, attacker success, worst-individual risk): "
               f"{tradeoff_pareto(points)}")

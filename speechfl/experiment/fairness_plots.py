@@ -98,7 +98,7 @@ def plot_fairness(cells: Mapping[str, Mapping], out_dir) -> list:
                               ((c, cell["gender"]) for c, cell in cells.items())}, out_dir / "group_cer.png")]
     for name, cell in cells.items():
         ind = cell.get("individual")
-        if not ind:
+        if not ind or "skipped" in ind:
             continue
         pays = ind["who_pays"]
         paths.append(plot_speaker_scatter(pays["points"], ind["genders"], out_dir / f"speakers_{name}.png", title=name,
@@ -128,7 +128,7 @@ def sweep_fairness_figures(sweep_dir, cells, out_dir) -> list:
         if {"F", "M"} <= set(groups):
             bars[cell] = {g: float(groups[g]["wer"]) for g in ("F", "M")}
         ind = (res.get("fairness") or {}).get("individual_privacy")
-        if ind:
+        if ind and "skipped" not in ind:
             png = plot_speaker_scatter(ind["who_pays"]["points"], ind["genders"], out_dir / f"speakers_{cell}.png",
                                        title=cell, pearson=ind["who_pays"]["pearson"])
             figures.append((f"Per-speaker WER vs privacy risk: {cell}", png,

@@ -74,24 +74,38 @@ def _pooled(frames) -> np.ndarray:
 def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu") -> dict:
     """Per-speaker privacy risk beside per-speaker WER on a finished run's test speakers.
 
-    Returns ``{"attackers", "strongest_attacker", "risk", "worst_case", "who_pays",
-    "privacy_by_gender", "tradeoff_point", "genders", "left_out"}`` (see the module docstring).
+    Loads the run folder and calls :func:`individual_level_of`.
     """
     from speechfl.data.dataset import read_manifest
     from speechfl.experiment.corpus import prepare_corpus
-    from speechfl.experiment.evaluate import _build_model, extract
+    from speechfl.experiment.evaluate import _build_model
     from speechfl.experiment.finished_run import load_finished_run
 
     run = load_finished_run(run_dir)
     corpus = prepare_corpus(run.hparams, progress=False)
     model = _build_model(run, read_manifest(corpus.manifests["train"]), device)
     model.load_state_dict(run.state)
+    return individual_level_of(model, corpus, run.results, max_per_speaker=max_per_speaker, device=device)
+
+
+def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 20, device: str = "cpu") -> dict:
+    """Per-speaker privacy risk of ``model`` on ``corpus``'s test speakers beside their WER in ``results``.
+
+    Returns ``{"attackers", "strongest_attacker", "risk", "worst_case", "detail", "who_pays",
+    "privacy_by_gender", "tradeoff_point", "genders", "left_out"}`` (see the module docstring), or
+    ``{"skipped": reason}`` when fewer than two test speakers have two utterances.
+    """
+    from speechfl.data.dataset import read_manifest
+    from speechfl.experiment.evaluate import extract
+
     rows = sorted(read_manifest(corpus.manifests["test"]), key=lambda r: (r["spk_id"], r["ID"]))
     kept, count = [], {}
     for r in rows:
         if count.get(r["spk_id"], 0) < max_per_speaker:
             kept.append(r["ID"])
             count[r["spk_id"]] = count.get(r["spk_id"], 0) + 1
+    if sum(n >= 2 for n in count.values()) < 2:
+        return {"skipped": f"needs two test speakers with >= 2 utterances, have {dict(sorted(count.items()))}"}
     reps, fbank = extract(model, corpus.manifests["test"], kept, corpus, device)
     genders = dict(zip(reps.spk_ids, reps.genders))
     per_attacker, left = {}, []
@@ -99,7 +113,6 @@ def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu") ->
         scores, true, speakers, left = cosine_trials(_pooled(uset.frames), uset.spk_ids)
         per_attacker[name] = speaker_risks(scores, true, speakers)
     ind = individual_privacy(per_attacker)
-    results = run.results
     wer = {s: float(v["wer"]) for s, v in results["test"]["by_speaker"].items()}
     pays = who_pays(wer, ind.risk, genders)
     group_wer = {g: float(v["wer"]) for g, v in results["test"]["by_group"]["gender"].items()}

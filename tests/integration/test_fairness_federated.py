@@ -40,3 +40,17 @@ def test_secagg_with_qfedavg_is_refused_before_the_corpus(tiny_hparams_overrides
                      "--data_folder=/nonexistent/corpus")
     with pytest.raises(ValueError, match="secagg: the server sees only the masked sum"):
         build_setup(hp, progress=False)
+
+
+def test_individual_level_of_a_finished_run_says_why_it_is_skipped(tiny_hparams_overrides, tmp_path):
+    from speechfl.experiment.run import run_federated
+    from speechfl.fairness.tradeoff import individual_level
+    from speechfl.experiment.hparams import load_hparams
+    from tests.integration.helpers import FED_HPARAMS, TINY_MODEL
+
+    argv = [*tiny_hparams_overrides, f"--output_folder={tmp_path / 'run'}", *TINY_MODEL, "--rounds=1",
+            "--clients_per_round=2", "--eval_every=0", "--client={local_epochs: null, local_steps: 1, batch_size: 4}"]
+    res = run_federated(load_hparams(FED_HPARAMS, argv), str(FED_HPARAMS), argv, progress=False)
+    out = individual_level(tmp_path / "run")
+    assert len(res["test"]["by_speaker"]) == 1  # the tiny corpus has one test speaker
+    assert "needs two test speakers" in out["skipped"]
