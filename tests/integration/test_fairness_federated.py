@@ -54,3 +54,19 @@ def test_individual_level_of_a_finished_run_says_why_it_is_skipped(tiny_hparams_
     out = individual_level(tmp_path / "run")
     assert len(res["test"]["by_speaker"]) == 1  # the tiny corpus has one test speaker
     assert "needs two test speakers" in out["skipped"]
+
+
+@pytest.mark.slow
+def test_ctc_dro_resumes_bit_identically(tiny_hparams_overrides, tmp_path):
+    opt = "--server_optimizer={name: ctc_dro, eta: 1.0, alpha: 0.1}"
+    hp = lambda out, rounds: fed_hparams(tiny_hparams_overrides, out, *EXTRA, opt, f"--rounds={rounds}")  # noqa: E731
+    full = Simulation(build_setup(hp(tmp_path / "a", 2), progress=False), tmp_path / "a", progress=False)
+    full.run()
+    part = Simulation(build_setup(hp(tmp_path / "b", 2), progress=False), tmp_path / "b", progress=False)
+    part.run_round()
+    del part
+    resumed = Simulation(build_setup(hp(tmp_path / "b", 2), progress=False), tmp_path / "b", progress=False)
+    assert resumed.round == 1
+    resumed.run()
+    assert torch.equal(resumed.server.global_flat, full.server.global_flat)
+    assert torch.equal(resumed.server.optimizer.lam, full.server.optimizer.lam)

@@ -192,3 +192,15 @@ def test_gender_gap_and_privacy_group_gaps_by_hand():
     assert out["source_inference"]["groups"]["M"]["mean"] == pytest.approx(0.375)
     assert out["source_inference"]["abs_gap"] == pytest.approx(0.625)
     assert "fbank_speaker/linear" not in out
+
+
+def test_accent_groups_come_from_speakers_txt(tmp_path):
+    (tmp_path / "SPEAKERS.TXT").write_text(
+        ";ID |SEX| SUBSET |MINUTES| NAME\n"
+        "1001 | F | train | 1.00 | espeak-ng en-us+f1 pitch 50 range 50 rate 150\n"
+        "1002 | M | train | 1.00 | espeak-ng en-gb-scotland+m3 pitch 40 range 50 rate 160\n")
+    part = Partition(clients={"1001": ["1001"], "1002": ["1002"]}, utterances={})
+    assert client_groups(part, {}, "accent", tmp_path) == {"1001": "en-us", "1002": "en-gb-scotland"}
+    (tmp_path / "SPEAKERS.TXT").write_text("1001 | F | train | 1.00 | Kristin LeMoine\n")
+    with pytest.raises(ValueError, match="not a synthetic corpus"):
+        client_groups(part, {}, "accent", tmp_path)
