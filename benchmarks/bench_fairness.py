@@ -99,8 +99,9 @@ def main(argv=None):
         ratio = gap["gap"] / base["gender"]["gap"] if base["gender"]["gap"] else float("nan")
         print(f"{name:15s} CER {gap['mean']:6.2f}% ({rel:+5.1f}% rel)  F {gap['F']:6.2f}  M {gap['M']:6.2f}  "
               f"F-M gap {gap['gap']:+6.2f} ({ratio:.2f}x FedAvg's)  {res['wall']:.0f} s", flush=True)
-        if name in INDIVIDUAL:
+        if name in INDIVIDUAL:  # cosine attackers on the test speakers: risks are lower bounds
             entry["individual"] = individual_level(work / name)
+            print("\n".join(_individual_lines(name, entry["individual"])), flush=True)
         out[name] = entry
 
     fair = [n for n in out if n not in ("fedavg", "adversary")]
@@ -112,10 +113,6 @@ def main(argv=None):
               f"({'halved' if ratio <= 0.5 else 'NOT halved'})")
     else:
         print("no fairness-aware cell stays within +5% relative mean CER of FedAvg (or FedAvg has no gap)")
-    print("individual level (cosine attackers on the test speakers; risks are lower bounds):")
-    for name in INDIVIDUAL:
-        if name in out:
-            print("\n".join(_individual_lines(name, out[name]["individual"])))
     points = {n: out[n]["individual"]["tradeoff_point"] for n in INDIVIDUAL
               if n in out and "tradeoff_point" in out[n]["individual"]}
     if points:
