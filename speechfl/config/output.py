@@ -35,3 +35,31 @@ def check_output_writable(folder: Path | str | None) -> Path:
         raise ConfigError("output_folder", f"{folder} is not writable ({exc.strerror or exc}); "
                                            "choose another with --output_folder=...") from None
     return folder
+
+
+def resolved_output_folder(hparams_file: Path | str, overrides=()) -> Path | None:
+    """The ``output_folder`` an hparams file and its overrides resolve to, without building any object.
+
+    For recipes whose hparams build objects that write into the output folder when
+    loaded (SpeechBrain's ``Checkpointer`` creates ``save_folder``): check the folder
+    with :func:`check_output_writable` before :func:`~speechfl.experiment.hparams.load_hparams`.
+    ``overrides`` as :func:`load_hparams` takes them (``--key=value`` list or a YAML mapping string).
+    """
+    import io
+
+    import yaml
+    from hyperpyyaml import resolve_references
+
+    from speechfl.experiment.hparams import _Loose, apply_overrides, parse_overrides
+
+    path = Path(hparams_file)
+    if isinstance(overrides, str):
+        mapping = yaml.load(overrides, Loader=_Loose) or {}
+        raw = {k: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+               for k, v in mapping.items()}
+    else:
+        raw = parse_overrides(overrides)
+    text = apply_overrides(path.read_text(), raw, where=str(path))
+    resolved = yaml.load(resolve_references(io.StringIO(text)).getvalue(), Loader=_Loose) or {}
+    folder = resolved.get("output_folder")
+    return Path(str(folder)) if folder is not None else None

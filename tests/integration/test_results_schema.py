@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import speechfl.experiment.run as run_module
 from speechfl.experiment.results import SCHEMA_VERSION, RunResults
 from speechfl.experiment.run import run_federated
 from speechfl.io import read_json
@@ -20,14 +21,40 @@ def schema_table() -> str:
     return text[start:text.index("\n## ", start + 1)]
 
 
+EDIT = "\nrounds: 99  # edited while the run trained\n"
+
+
 @pytest.fixture(scope="module")
 def backdoor_run(tiny_hparams_overrides, tmp_path_factory):
+    """A real run from a copy of the recipe's hparams file, which is edited while the run trains."""
     out = tmp_path_factory.mktemp("schema_run")
+    hparams_file = out.parent / f"{out.name}.yaml"
+    hparams_file.write_text(FED_HPARAMS.read_text())
     argv = ["--rounds=1", "--clients_per_round=2", "--eval_every=0", "--augment=null", BACKDOOR,
             "--client={local_epochs: null, local_steps: 1, batch_size: 8, optimizer: {name: sgd, lr: 0.1}}"]
     hp = fed_hparams(tiny_hparams_overrides, out, *argv)
-    returned = run_federated(hp, str(FED_HPARAMS), argv, progress=False)
+    real_engine = run_module.get_engine
+
+    def editing_engine(name):
+        def run(setup, folder, progress):
+            with hparams_file.open("a") as f:  # the user edits the file while the run trains
+                f.write(EDIT)
+            return real_engine(name)(setup, folder, progress)
+        return run
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_module, "get_engine", editing_engine)
+        returned = run_federated(hp, str(hparams_file), argv, progress=False)
+    assert hparams_file.read_text().endswith(EDIT)  # the edit did happen during the run
     return returned, read_json(out / "results.json")
+
+
+def test_config_records_the_hparams_file_as_it_was_run(backdoor_run):
+    """results.json keeps the text read when the run started, not the file edited during training."""
+    _, written = backdoor_run
+    assert written["config"]["hparams_text"] == FED_HPARAMS.read_text()
+    assert EDIT not in written["config"]["hparams_text"]
+    assert written["config"]["argv"][:2] == ["--rounds=1", "--clients_per_round=2"]
 
 
 def test_written_document_parses_and_round_trips(backdoor_run):

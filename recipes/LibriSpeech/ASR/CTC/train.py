@@ -21,7 +21,7 @@ import torch
 from speechbrain.decoders import ctc_greedy_decode
 from speechbrain.utils.metric_stats import ErrorRateStats
 
-from speechfl.config import check_output_writable
+from speechfl.config.output import check_output_writable, resolved_output_folder
 from speechfl.data.dataset import make_dataset, make_loader
 from speechfl.experiment.corpus import prepare_corpus
 from speechfl.experiment.hparams import load_hparams
@@ -91,8 +91,9 @@ def dataio_prepare(hparams):
 def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     config = capture_config(hparams_file, overrides)  # the hparams text as it is run
+    # before loading (its Checkpointer creates save_folder), the corpus, or training
+    check_output_writable(resolved_output_folder(hparams_file, overrides))
     hparams = load_hparams(hparams_file, overrides)
-    check_output_writable(hparams.get("output_folder"))  # before the corpus is prepared or training starts
     sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
     torch.manual_seed(hparams["seed"])
     start = time.time()
