@@ -123,3 +123,17 @@ def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 
                                              attacker_success=ind.per_attacker_mean[ind.strongest_attacker],
                                              individual_risk=ind.risk),
             "genders": {s: genders[s] for s in ind.risk}, "left_out": left}
+
+
+def client_genders(results: Mapping) -> Dict[str, str]:
+    """Client -> gender from ``results['partition']['genders']`` (clients holding one gender only)."""
+    genders = (results.get("partition") or {}).get("genders") or {}
+    return {c: g[0] for c, g in genders.items() if isinstance(g, list) and len(set(g)) == 1}
+
+
+def evaluation_sections(reports: Mapping, results: Mapping, model, corpus, device: str = "cpu",
+                        max_per_speaker: int = 20) -> dict:
+    """What ``speechfl evaluate`` adds under ``fairness``: ``privacy_by_group`` and ``individual_privacy``."""
+    return {"privacy_by_group": privacy_group_gaps(reports, client_genders(results)),
+            "individual_privacy": individual_level_of(model, corpus, results, max_per_speaker=max_per_speaker,
+                                                      device=device)}
