@@ -222,6 +222,55 @@ def validate_cells(grid_path=GRID):
     return grid
 
 
+# threat column of the sweep table (lower = better for the defender) -> the attack-axis value of its cells
+STUDY_THREATS = {
+    "attacker_top1": "none", "linkage_acc": "none", "source_inf_acc": "none", "membership_auc": "none",
+    "recon_chars_f1": "none", "wer_under_attack": ("sign_flip", "ipm"), "backdoor_success": "backdoor",
+}
+
+
+def best_tradeoff(rows, threat: str, attack: str, max_rel_cer: float = 0.10):
+    """The compressor with the lowest ``threat`` among the cells of ``attack`` whose test CER is within
+    ``max_rel_cer`` of fp32's under the same attack (ties: fewer uplink MB).
+
+    Returns ``(compressor, threat value, threat / fp32 threat or None, CER, uplink MB)``, or a string saying
+    why no answer exists (fp32 missing, no numeric values, no cell within the CER budget).
+    """
+    cells = {r.axes.get("compression"): r for r in rows if r.axes.get("attack") == attack}
+
+    def num(row, key):
+        v = row.values.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    ref = cells.get("fp32")
+    if ref is None or num(ref, "test_cer") is None:
+        return f"no fp32 cell with a test CER under attack {attack!r}"
+    budget = (1.0 + max_rel_cer) * num(ref, "test_cer")
+    ok = [(num(r, threat), num(r, "uplink_mb") or 0.0, c, r) for c, r in cells.items()
+          if num(r, threat) is not None and num(r, "test_cer") is not None and num(r, "test_cer") <= budget]
+    if not ok:
+        return f"no {attack!r} cell has {threat} and a CER within {100 * max_rel_cer:.0f} % of fp32"
+    value, mb, comp, row = min(ok, key=lambda t: (t[0], t[1]))
+    base = num(ref, threat)
+    return comp, value, (value / base if base else None), num(row, "test_cer"), mb
+
+
+def pareto_report(rows) -> str:
+    """One line per threat: the best compressor within +10 % CER of fp32 (:func:`best_tradeoff`)."""
+    lines = []
+    for threat, attacks in STUDY_THREATS.items():
+        for attack in (attacks if isinstance(attacks, tuple) else (attacks,)):
+            ans = best_tradeoff(rows, threat, attack)
+            if isinstance(ans, str):
+                lines.append(f"{threat:18s} {attack:10s} n/a: {ans}")
+            else:
+                comp, value, rel, cer, mb = ans
+                rel_s = "n/a" if rel is None else f"{rel:.2f}x fp32"
+                lines.append(f"{threat:18s} {attack:10s} {comp:15s} {value:.3f} ({rel_s}), CER {cer:.2f} %, "
+                             f"{mb:.2f} MB uplink")
+    return "\n".join(lines)
+
+
 def part_study(args) -> None:
     from speechfl.experiment.sweep import run_sweep
 
@@ -229,9 +278,12 @@ def part_study(args) -> None:
     grid_path = GRID
     print(f"{len(grid.cells)} cells, all valid: {', '.join(c.name for c in grid.cells)}", flush=True)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_cp_study_"))
-    res = run_sweep(grid_path, out, progress=False)
+    from speechfl.experiment.sweep import load_table
+
+    run_sweep(grid_path, out, progress=False)
     print((out / "table.md").read_text())
-    print(f"{res}")
+    print("\nbest trade-off per threat (lowest attack success within +10 % test CER of fp32):")
+    print(pareto_report(load_table(out).rows))
 
 
 def main(argv=None) -> None:
