@@ -6,15 +6,15 @@ Two parts:
 corpus (12 speakers x 12 utterances, 40 mel bands), the trade-off model
 (``ASRModel`` 40 mels, 16 channels, proj/hidden 128, one BiGRU layer, 0.23M
 parameters) pre-trained for ``--pretrain-steps`` Adam steps on every speaker's
-utterances 2.. (the global model), then per speaker two client updates on held-out
-utterances 0 and 1: FedSGD (one SGD step on one utterance, the client's own
+utterances k.. (the global model), then per speaker k = ``--updates-per-speaker`` client
+updates on held-out utterances 0..k-1: FedSGD (one SGD step on one utterance, the client's own
 objective: SpeechBrain CTC, packed GRU, dropout on, clipping at 5) or ``--local-steps``
 SGD steps. Every update goes through every compressor of :data:`COMPRESSORS` and
 is attacked by :func:`speechfl.attackers.reconstruction.run_reconstruction`:
 character-set recovery, feature inversion (only on ``--inversion-views``: it is
 the expensive attack), local-model recovery and the footprint attack (indicator set:
 3 utterances of the dev speakers). Speaker identification of reconstructions uses
-an x-vector attacker trained on the reference utterances 2.. of every speaker.
+an x-vector attacker trained on the reference utterances k.. of every speaker.
 
 ``--part study``: the full grid ``recipes/grids/compression_privacy.yaml``
 (compressors x threats through ``speechfl sweep`` + ``speechfl evaluate``), then its
@@ -135,14 +135,18 @@ def part_reconstruction(args) -> None:
     model = ASRModel(n_mels=40, vocab_size=len(tok), channels=16, proj=128, hidden=128, layers=1, dropout=0.05)
     layout = ParamLayout.from_module(model)
     attacked = sorted(s for s in per_spk if split[s] != "dev")
-    pool = [u for s in attacked for u in per_spk[s][2:]]
+    k = args.updates_per_speaker
+    if not 2 <= k < args.utterances - 1:
+        raise SystemExit(f"--updates-per-speaker must be in [2, {args.utterances - 2}] (utterances left for the "
+                         "reference and pre-training)")
+    pool = [u for s in attacked for u in per_spk[s][k:]]
     pretrain(model, pool, tok, args.pretrain_steps, args.seed)
     global_flat = flatten_params(model, layout)
     print(f"corpus {corpus} ({len(per_spk)} speakers), global model pre-trained {args.pretrain_steps} steps; "
           f"{time.perf_counter() - t0:.1f} s", flush=True)
 
     updates = []
-    for rep in range(2):  # two updates per speaker: footprint targets
+    for rep in range(k):  # k updates per speaker: footprint targets
         for s in attacked:
             uid, feats, text = per_spk[s][rep]
             delta = client_update(model, layout, global_flat, [(uid, feats, text)], tok, args.local_steps,
@@ -153,7 +157,7 @@ def part_reconstruction(args) -> None:
     for k, u in enumerate(updates):
         if k >= args.inversions:
             u.features = None
-    ref = [(s, u) for s in attacked for u in per_spk[s][2:]]
+    ref = [(s, u) for s in attacked for u in per_spk[s][k:]]
     reference = UtteranceSet(frames=[u[1] for _, u in ref], spk_ids=[s for s, _ in ref],
                              genders=[genders[s] for s, _ in ref], utt_ids=[u[0] for _, u in ref])
     indicator = [u[1] for s in sorted(per_spk) if split[s] == "dev" for u in per_spk[s][:3]]
@@ -166,7 +170,7 @@ def part_reconstruction(args) -> None:
     unknown = sorted((set(views) | inv_views) - set(COMPRESSORS))
     if unknown:
         raise SystemExit(f"unknown compressors {unknown}; valid: {', '.join(COMPRESSORS)}")
-    print(f"{len(updates)} updates ({len(attacked)} speakers x 2), {args.local_steps} local SGD step(s) of lr "
+    print(f"{len(updates)} updates ({len(attacked)} speakers x {k}), {args.local_steps} local SGD step(s) of lr "
           f"{args.client_lr}; {args.inversions} inverted per view, {args.iterations} iterations\n")
     print(f"{'view':15s} {'bytes':>8s} | {'chars P':>7s} {'R':>5s} {'F1':>5s} {'exact':>5s} {'signF1':>6s} | "
           f"{'lm relerr':>9s} {'cos':>5s} {'fp EER':>6s} | {'feat cos':>8s} {'rand':>5s} {'MSE':>5s} "
@@ -297,6 +301,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0, help="model init, pre-training, clients, compression, attacks "
                    "(the corpus is always seed 0)")
     p.add_argument("--pretrain-steps", type=int, default=150)
+    p.add_argument("--updates-per-speaker", type=int, default=2, help="on utterances 0..k-1 (footprint targets)")
     p.add_argument("--local-steps", type=int, default=1)
     p.add_argument("--client-lr", type=float, default=0.1)
     p.add_argument("--iterations", type=int, default=200)
