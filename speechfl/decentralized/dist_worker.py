@@ -4,7 +4,8 @@
 
 Exit status: 0 on success, 3 when a peer rank failed (the message names it), 1 on any other error.
 The environment variable ``SPEECHFL_GOSSIP_FAIL`` = ``"<rank>:<round>"`` makes that rank exit
-abruptly at the start of that round (fault injection for the shutdown test).
+abruptly at the start of that round, ``"<rank>:<round>:hang"`` makes it stop answering (fault
+injection for the shutdown tests).
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ def _inject_fault(rank: int, engine) -> None:
     spec = os.environ.get("SPEECHFL_GOSSIP_FAIL")
     if not spec:
         return
-    bad_rank, bad_round = (int(x) for x in spec.split(":"))
+    parts = spec.split(":")
+    bad_rank, bad_round, hang = int(parts[0]), int(parts[1]), parts[2:] == ["hang"]
     if bad_rank != rank:
         return
     original = engine.core.run_round
 
     def run_round(st):
         if st.round + 1 == bad_round:
-            sys.stderr.write(f"rank {rank}: injected failure at round {bad_round}\n")
+            sys.stderr.write(f"rank {rank}: injected {'hang' if hang else 'failure'} at round {bad_round}\n")
             sys.stderr.flush()
+            if hang:
+                time.sleep(10 ** 6)
             os._exit(17)
         return original(st)
 

@@ -71,10 +71,12 @@ class DistTransport:
         for work, peer in zip(works, peers):
             try:
                 ok = work.wait(self.timeout)
-            except Exception as exc:  # gloo raises RuntimeError / DistBackendError when a peer's socket closes
-                raise PeerFailure(f"rank {self.rank}: rank {peer} (nodes {self._nodes_of(peer)}) failed during round "
-                                  f"{round_} ({what}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                                  ) from None
+            except Exception as exc:  # gloo raises RuntimeError / DistBackendError: a closed socket or a timeout
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if "timed out" not in text.lower():
+                    raise PeerFailure(f"rank {self.rank}: rank {peer} (nodes {self._nodes_of(peer)}) failed during "
+                                      f"round {round_} ({what}): {text}") from None
+                ok = False
             if ok is False:
                 raise PeerFailure(f"rank {self.rank}: rank {peer} (nodes {self._nodes_of(peer)}) sent nothing for "
                                   f"{self.timeout.total_seconds():.0f} s in round {round_} ({what})")

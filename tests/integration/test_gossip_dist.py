@@ -52,3 +52,13 @@ def test_a_dying_rank_is_reported_and_the_run_stops(tiny_hparams_overrides, tmp_
     assert time.monotonic() - start < 150  # well under the hang a missing timeout would cause
     assert "rank 1 failed first (exit code 17)" in str(err.value)
     assert not (tmp_path / "dead" / "gossip_dist_result.pt").exists()
+
+
+def test_a_silent_rank_times_out_and_no_rank_hangs(tiny_hparams_overrides, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPEECHFL_GOSSIP_FAIL", "1:2:hang")  # rank 1 stops answering in round 2
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="torchrun exited with status") as err:
+        run(tiny_hparams_overrides, tmp_path / "silent", "--engine=gossip-dist",
+            "--gossip={topology: ring, processes: 2, timeout_s: 10, eval_nodes: 1}")
+    assert time.monotonic() - start < 150  # the 10 s timeout fired; torchrun then ended the silent rank
+    assert "rank 0: rank 1 (nodes [1, 3]) sent nothing for 10 s in round 2" in str(err.value)
