@@ -10,6 +10,7 @@ from speechfl.experiment.hparams import load_hparams
 from speechfl.experiment.run import run_federated
 from tests.integration.helpers import FED_HPARAMS, RECIPES, TINY_MODEL
 
+pytestmark = pytest.mark.slow  # integration tests that train a model
 GOSSIP_HPARAMS = RECIPES / "decentralized" / "hparams" / "synthetic_gossip.yaml"
 COMMON = ("--eval_every=0", "--gossip={topology: ring, eval_nodes: 2}")
 

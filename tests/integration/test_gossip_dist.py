@@ -10,6 +10,7 @@ from speechfl.experiment.hparams import load_hparams
 from speechfl.experiment.run import run_federated
 from tests.integration.helpers import RECIPES, TINY_MODEL
 
+pytestmark = pytest.mark.slow  # integration tests that train a model
 GOSSIP_HPARAMS = RECIPES / "decentralized" / "hparams" / "synthetic_gossip.yaml"
 EXTRA = ("--rounds=2", "--eval_every=0",
          "--client={local_epochs: null, local_steps: 2, batch_size: 4, optimizer: {name: adam, lr: 0.003}}")
