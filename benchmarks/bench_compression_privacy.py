@@ -154,8 +154,8 @@ def part_reconstruction(args) -> None:
             updates.append(AttackedUpdate(client_id=s, speaker=s, delta=delta, tokens=[tok.encode(text)],
                                           features=[feats]))
     # invert the first update of the first --inversions speakers only
-    for k, u in enumerate(updates):
-        if k >= args.inversions:
+    for i, u in enumerate(updates):
+        if i >= args.inversions:
             u.features = None
     ref = [(s, u) for s in attacked for u in per_spk[s][k:]]
     reference = UtteranceSet(frames=[u[1] for _, u in ref], spk_ids=[s for s, _ in ref],
