@@ -135,15 +135,19 @@ class GossipEngine:
 
         ``updates[j]`` is node ``j``'s message minus its model before the round: its local update as
         the coalition of its neighbours reconstructs it (under Muffliato it includes the noise);
-        ``neighbours`` says which nodes received it.
+        ``models[j]`` is the message itself (the half-step model each neighbour of ``j`` received);
+        ``global`` is the honest nodes' average before the round, so ``global + updates[j]`` (what
+        the federated attackers use, e.g. source inference) equals ``j``'s model only at consensus.
+        ``neighbours`` says which nodes received what.
         """
         if r not in (self.setup.hparams.get("record_updates") or []) or self.distributed:
             return
         core = self.core
-        prev = {i: core_x for i, core_x in out["half"].items()}
+        prev = out["half"]
         seen = {core.ids[j]: (prev[j] - self._before[j]).to(torch.float16) for j in sorted(prev)}
         atomic_torch_save({
             "round": r, "global": self._before_mean.clone(), "updates": seen,
+            "models": {core.ids[j]: prev[j].to(torch.float16) for j in sorted(prev)},
             "n_samples": {c: len(self.setup.partition.utterances[c]) for c in core.ids},
             "secure_aggregation": False, "malicious": sorted(self.setup.malicious),
             "observer": "neighbours", "neighbours": {core.ids[i]: [core.ids[j] for j in core.graph.neighbours(i)]

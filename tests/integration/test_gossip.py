@@ -133,6 +133,7 @@ def test_recorded_messages_for_curious_neighbours(tiny_hparams_overrides, tmp_pa
         "--gossip={topology: ring, noise: {clip: 1.0, noise_multiplier: 0.5}, eval_nodes: 1}")
     rec = torch.load(tmp_path / "rec" / "recorded" / "round_0001.pt", weights_only=True)
     assert len(rec["updates"]) == 4 and all(v.dtype == torch.float16 for v in rec["updates"].values())
+    assert set(rec["models"]) == set(rec["updates"])
     assert all(len(v) == 2 for v in rec["neighbours"].values())
     sec = res["decentralized"]
     assert res["kind"] == "decentralized" and sec["topology"] == "ring" and len(sec["consensus_distance"]) == 2
