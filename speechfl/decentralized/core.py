@@ -31,7 +31,8 @@ import torch
 from speechfl.compression import CompressionContext, get_compressor
 from speechfl.decentralized.config import GossipConfig
 from speechfl.decentralized.dissensus import forge_for_receiver
-from speechfl.decentralized.mixing import metropolis_hastings, random_pairing, spectral_gap
+from speechfl.decentralized.mixing import (expected_pairing_matrix, metropolis_hastings, random_pairing,
+                                           spectral_gap)
 from speechfl.decentralized.muffliato import LocalNoise
 from speechfl.decentralized.neighbourhood import clipped_gossip, gossip_average, robust_neighbourhood
 from speechfl.decentralized.topologies import Graph, build_topology
@@ -83,7 +84,9 @@ class GossipCore:
         self.ids: List[str] = sorted(setup.partition.client_ids)
         self.graph: Graph = build_topology(cfg.topology, len(self.ids), n_clients=len(self.ids), seed=setup.seed)
         self.w = metropolis_hastings(self.graph)
-        self.gap = spectral_gap(self.w)
+        # with random pairings, the gap of the run's average mixing matrix (the base graph's W is not used)
+        self.gap = spectral_gap(expected_pairing_matrix(self.graph, setup.seed, int(setup.hparams.get("rounds", 1)))
+                                if cfg.pairing else self.w)
         self.hosted = list(range(self.graph.n)) if hosted is None else sorted(hosted)
         self.transport = transport if transport is not None else InProcessTransport()
         self.byzantine = {k for k, c in enumerate(self.ids) if c in setup.malicious}
