@@ -13,7 +13,9 @@ before the corpus is touched:
   non-linear compressors, adaptive clipping), uplink ``identity`` or ``randk`` only,
   not ``engine: centralized``, keys; the :class:`SecureAggregation` is built here;
 * SCAFFOLD (a server optimizer with ``control_variates``): an in-process engine,
-  ``client.local_steps``, no ``dp_sample``.
+  ``client.local_steps``, no ``dp_sample``;
+* fairness-aware server steps (``client_aware``):
+  :func:`~speechfl.fairness.check_fairness_compatible`.
 
 What needs the partition (the malicious count against the number of clients,
 DP-FedAvg's sampling rate, SCAFFOLD's sizes) is built in the partition stage.
@@ -173,9 +175,23 @@ def _control_variates(cfg: ExperimentConfig, server_optimizer: Any) -> None:
                                               "sample; the two are not combined")
 
 
+def _fairness(cfg: ExperimentConfig, components: "Components") -> None:
+    if not components.server_optimizer.client_aware:
+        return
+    from speechfl.fairness import check_fairness_compatible
+
+    spec = {"server_optimizer": cfg.server_optimizer, "secagg": cfg.secagg, "dp_user": cfg.dp_user,
+            "dp_sample": cfg.dp_sample, "malicious": cfg.malicious}
+    try:
+        check_fairness_compatible(spec, components.robust, cfg.engine)
+    except ValueError as exc:
+        raise ConfigError("server_optimizer", str(exc)) from None
+
+
 def check_mechanisms(cfg: ExperimentConfig, components: "Components") -> Mechanisms:
     """Check every combination that needs no corpus and build what can be built; raises :class:`ConfigError`."""
     _control_variates(cfg, components.server_optimizer)
+    _fairness(cfg, components)
     malicious = _malicious(cfg)
     dp_user = _dp_user(cfg, components)
     return Mechanisms(malicious=malicious, dp_user=dp_user, secagg=_secagg(cfg, components, dp_user))

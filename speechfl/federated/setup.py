@@ -158,8 +158,8 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     2. build the server components by name (:func:`build_components`: compressors, robust pipeline,
        server optimizer, each checked against its Protocol) unless ``components`` is given, and the
        mechanisms (:func:`~speechfl.config.mechanisms.check_mechanisms`: malicious, dp_user, secagg,
-       SCAFFOLD), then the checks that need the model object but no data (dp_sample's Opacus support,
-       the anonymizer, fairness rules), so every refusal that needs no data fails before any data work;
+       SCAFFOLD, fairness rules), then the checks that need the model object but no data (dp_sample's
+       Opacus support, the anonymizer), so every refusal that needs no data fails before any data work;
     3. prepare the corpus (generates the synthetic corpus if absent, writes manifests);
     4. partition it, then the checks that need the number of clients (:func:`check_against_partition`);
     5. the model (and the training adversary), then the privacy and threat components.
@@ -172,11 +172,7 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     uplink, downlink, robust = components.uplink, components.downlink, components.robust
     mechanisms = components.mechanisms
     client_config = cfg.client
-    fair = components.server_optimizer.client_aware
-    if fair:  # q-FedAvg / AFL / CTC-DRO / group reweighting: refusals before the corpus is touched
-        from speechfl.fairness import check_fairness_compatible
-
-        check_fairness_compatible(hparams, robust, engine)
+    fair = components.server_optimizer.client_aware  # q-FedAvg / AFL / ...: refused in check_mechanisms
     model = hparams["model"]
     if cfg.dp_sample and not getattr(model, "opacus_compatible", True):
         raise ValueError(f"dp_sample: Opacus cannot compute per-sample gradients of encoder "

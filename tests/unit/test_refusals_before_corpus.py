@@ -40,6 +40,10 @@ CONFIG_REFUSALS = [
     (("--server_optimizer=scaffold",), r"^server_optimizer: scaffold needs client.local_steps"),
     ((*SCAFFOLD, "--dp_sample={noise_multiplier: 1.0, max_grad_norm: 1.0, delta: 1.0e-5}", "--encoder=conv_rnn",
       "--rnn_type=dpgru"), r"^server_optimizer: scaffold corrects gradients that dp_sample clips"),
+    ((SEC, "--server_optimizer={name: qfedavg, q: 1.0}"),
+     r"^server_optimizer: server_optimizer 'qfedavg' cannot be combined with: secagg: the server sees only"),
+    ((FLIP, "--server_optimizer={name: qfedavg, q: 1.0}", "--aggregator=median"),
+     r"^server_optimizer: .*aggregator 'median': the fairness rule replaces .*; malicious: the server trusts"),
 ]
 
 # refused in build_setup's first stage (they need the model object or the raw hparams, never the data)
@@ -47,7 +51,6 @@ SETUP_REFUSALS = [
     (("--dp_sample={noise_multiplier: 1.0, max_grad_norm: 1.0, delta: 1.0e-5}", "--encoder=conformer"),
      r"dp_sample: Opacus cannot compute per-sample gradients of encoder"),
     (("--anonymize=no_such_anonymizer",), r"no_such_anonymizer"),
-    ((SEC, "--server_optimizer={name: qfedavg, q: 1.0}"), r"secagg: the server sees only the masked sum"),
 ]
 
 
