@@ -153,7 +153,7 @@ def _gender_fairness(test: dict) -> dict:
 
 
 def _build_model(run, train_rows: List[dict], device: str):
-    """The run's model, freshly built from its stored hparams (with adversary heads if it trained with them)."""
+    """The run's model, freshly built from its stored hparams (with the adversary heads and bottleneck it trained with)."""
     hparams = run.hparams
     model = hparams["model"].to(device)
     if hparams.get("adversary"):
@@ -164,6 +164,12 @@ def _build_model(run, train_rows: List[dict], device: str):
                       "gender": {g: i for i, g in enumerate(sorted({r["gender"] for r in train_rows}))}}
         model.attach_adversary(build_adversary(hparams["adversary"], rep_dim=model.rep_dim, label_maps=label_maps,
                                                total_steps=1, seed=int(hparams["seed"])).to(device))
+    if hparams.get("bottleneck"):
+        # The attackers must see the protected representation; a parameter-free stage would otherwise load silently.
+        from speechfl.privacy.bottleneck import build_bottleneck
+
+        model.attach_bottleneck(build_bottleneck(hparams["bottleneck"], rep_dim=model.rep_dim,
+                                                 seed=int(hparams["seed"]), averaged=False).to(device))
     return model
 
 
