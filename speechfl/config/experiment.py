@@ -9,7 +9,10 @@ disk, generates a corpus or builds a model: the stages of
 
 1. ``ExperimentConfig.from_hparams`` (this module) and
    :func:`~speechfl.config.components.build_components` (cheap: compressors,
-   robust pipeline, server optimizer, so unknown names fail first),
+   robust pipeline, server optimizer, so unknown names fail first, then
+   :func:`~speechfl.config.mechanisms.check_mechanisms`: every combination of
+   malicious clients, DP, secure aggregation, SCAFFOLD and fairness rules that
+   needs no data),
 2. :func:`~speechfl.config.output.check_output_writable` (run.py, before anything is written),
 3. prepare the corpus, partition it, and the corpus-dependent checks
    (:func:`~speechfl.config.components.check_against_partition`) before any client trains,

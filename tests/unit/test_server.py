@@ -67,3 +67,45 @@ def test_robust_aggregator_plugs_into_the_same_interface():
     ups = [torch.full((D,), v) for v in (1.0, 2.0, 100.0)]
     out = s.aggregate([send(s, str(i), u) for i, u in enumerate(ups)], ctx())
     assert torch.allclose(out.new_global, torch.full((D,), 2.0))
+
+
+def test_a_component_lacking_its_protocol_attributes_is_refused_at_construction():
+    """No hasattr probes with silent defaults: a server optimizer without ``client_aware`` / ``control_variates``
+    (or a robust rule without ``min_rows``) fails when the server is built, naming what it lacks."""
+    from speechfl.config import ConfigError
+
+    class LegacyStep:  # step/state_dict/load_state_dict only, as before the Protocol declared the flags
+        name = "legacy"
+
+        def step(self, x, delta):
+            return x + delta
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    with pytest.raises(ConfigError, match=r"^server_optimizer: LegacyStep is not a ServerStep: it lacks "
+                                          r"\['client_aware', 'control_variates'\]$"):
+        Server(global_flat=torch.zeros(D), optimizer=LegacyStep(), uplink=get_compressor("identity"),
+               robust=build_robust_pipeline("weighted_mean", []))
+    LegacyStep.client_aware = LegacyStep.control_variates = False
+    Server(global_flat=torch.zeros(D), optimizer=LegacyStep(), uplink=get_compressor("identity"),
+           robust=build_robust_pipeline("weighted_mean", []))  # with the flags declared it is accepted
+
+    class NoMinRows:
+        name, stateful, requires_individual_updates, last_weights = "plain", False, False, None
+
+        def __call__(self, updates, weights=None):
+            return updates.mean(0)
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    with pytest.raises(ConfigError, match=r"^aggregator: NoMinRows is not a RobustAggregator: it lacks \['min_rows'\]"):
+        Server(global_flat=torch.zeros(D), optimizer=SERVER_OPTIMIZERS.build("fedavg"),
+               uplink=get_compressor("identity"), robust=NoMinRows())
