@@ -77,7 +77,7 @@ class ReconstructionConfig:
         for name, spec in self.compressors.items():
             try:
                 build_compressor(spec)
-            except Exception as exc:  # registry/parameter errors: re-raise naming the view
+            except (ValueError, TypeError) as exc:  # registry/parameter errors: re-raise naming the view
                 raise ValueError(f"compressor view {name!r}: {exc}") from None
         bad = [t for t in self.threats if t not in THREATS]
         if bad or not self.threats:
