@@ -153,7 +153,7 @@ def _gender_fairness(test: dict) -> dict:
 
 
 def _build_model(run, train_rows: List[dict], device: str):
-    """The run's model, freshly built from its stored hparams (with the adversary heads and bottleneck it trained with)."""
+    """The run's model, freshly built from its stored hparams (with the adversary and bottleneck it trained with)."""
     hparams = run.hparams
     model = hparams["model"].to(device)
     if hparams.get("adversary"):

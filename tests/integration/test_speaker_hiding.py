@@ -40,7 +40,8 @@ def run_and_probe(overrides, out, *extra):
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
     model.bottleneck = None  # (hparams["model"] is this very object: rebuild it bare)
-    rebuilt = _build_model(types.SimpleNamespace(hparams=hparams), read_manifest(setup.corpus.manifests["train"]), "cpu")
+    train_rows = read_manifest(setup.corpus.manifests["train"])
+    rebuilt = _build_model(types.SimpleNamespace(hparams=hparams), train_rows, "cpu")
     rebuilt.load_state_dict(state)
     again, _ = extract(rebuilt, setup.corpus.manifests["train"], ids, setup.corpus)
     assert all(torch.equal(a, b) for a, b in zip(again.frames, reps.frames))
