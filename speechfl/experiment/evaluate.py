@@ -169,7 +169,7 @@ def _build_model(run, train_rows: List[dict], device: str):
         from speechfl.privacy.bottleneck import build_bottleneck
 
         model.attach_bottleneck(build_bottleneck(hparams["bottleneck"], rep_dim=model.rep_dim,
-                                                 seed=int(hparams["seed"]), averaged=False).to(device))
+                                                 seed=int(hparams["seed"]), engine=None).to(device))
     return model
 
 

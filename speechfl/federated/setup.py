@@ -147,7 +147,7 @@ def attach_bottleneck_stage(model, hparams: dict, cfg: ExperimentConfig) -> None
 
     engine = getattr(cfg.engine, "value", cfg.engine)
     model.attach_bottleneck(build_bottleneck(hparams["bottleneck"], rep_dim=model.rep_dim, seed=cfg.seed,
-                                             averaged=engine != "centralized"))
+                                             engine=engine))
 
 
 def build_setup(hparams: dict, progress: bool = True, config: Optional[ExperimentConfig] = None,

@@ -23,11 +23,12 @@ Stages (applied in the order listed in hparams ``bottleneck: [instance_norm, {na
 
     ``update: loss`` trains the codebook by ``L_vq`` (an ordinary parameter: FedAvg averages it);
     ``update: ema`` replaces the codebook term by exponential moving averages of the assigned
-    frames (VQ-VAE-2, Razavi et al. 2019): its statistics are state a federated average cannot
-    average, so build_bottleneck refuses it under the federated engines. ``restart_every``
-    re-draws codes unused for that many steps from the current batch's frames (dead-code restart,
-    Dhariwal et al. 2020, Jukebox); restarts copy one client's frames into a shared parameter, so
-    they are refused under federated averaging. ``warmup_steps``: identity (no quantisation) for
+    frames (VQ-VAE-2, Razavi et al. 2019): its statistics are buffers, outside the flat parameter
+    vector every engine trains, averages and checkpoints, so build_bottleneck refuses it under every
+    engine (it is for custom training loops). ``restart_every`` re-draws codes unused for that many
+    steps from the current batch's frames (dead-code restart, Dhariwal et al. 2020, Jukebox);
+    restarts copy one client's frames into a shared parameter, so they are refused under federated
+    averaging (allowed with the centralized engine; the usage bookkeeping is not checkpointed). ``warmup_steps``: identity (no quantisation) for
     the first steps so the ASR learns before the bottleneck closes; evaluation always quantises.
 """
 
@@ -242,11 +243,12 @@ def _vq(rep_dim: int, seed: int, codes: int = 48, groups: int = 1, beta: float =
                            restart_every=restart_every, seed=seed)
 
 
-def build_bottleneck(spec: Any, *, rep_dim: int, seed: int, averaged: bool) -> Bottleneck:
+def build_bottleneck(spec: Any, *, rep_dim: int, seed: int, engine: Optional[str]) -> Bottleneck:
     """Build from hparams ``bottleneck:`` (a name, a mapping, or a list of them).
 
-    ``averaged``: the engine averages parameters across clients (every federated engine); EMA
-    statistics and dead-code restarts are then refused, with the reason.
+    ``engine``: the engine that will train it (None: a custom loop, or building only to load a trained
+    model). Under every engine EMA statistics are refused; under every engine but ``centralized``
+    dead-code restarts are refused too, each with the reason.
     """
     specs: List[Any] = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     stages = []
@@ -254,10 +256,11 @@ def build_bottleneck(spec: Any, *, rep_dim: int, seed: int, averaged: bool) -> B
         s = {"name": s} if isinstance(s, str) else dict(s) if isinstance(s, dict) else s
         if not isinstance(s, dict):
             raise ValueError(f"bottleneck[{i}] must be a name or a mapping, got {s!r}")
-        if averaged and s.get("name") == "vq" and s.get("update", "loss") == "ema":
-            raise ValueError(f"bottleneck[{i}]: vq update 'ema' keeps codebook statistics (counts, sums) that a "
-                             "federated average cannot combine; use update: loss (the codebook is a parameter)")
-        if averaged and s.get("name") == "vq" and s.get("restart_every") is not None:
+        if engine is not None and s.get("name") == "vq" and s.get("update", "loss") == "ema":
+            raise ValueError(f"bottleneck[{i}]: vq update 'ema' keeps codebook statistics (counts, sums) in buffers "
+                             f"that engine {engine!r} neither averages nor checkpoints; use update: loss (the "
+                             "codebook is a parameter)")
+        if engine not in (None, "centralized") and s.get("name") == "vq" and s.get("restart_every") is not None:
             raise ValueError(f"bottleneck[{i}]: vq restart_every copies one client's frames into the shared "
                              "codebook (a leak, and averaging different restarts is no restart); not with "
                              "federated averaging")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from speechfl.config.protocols import ServerStep
 from speechfl.federated.server_opt import FedAvg
 from speechfl.federated.update import ParamLayout, flatten_params
 from speechfl.models.adversary import AdversarialObjective
@@ -79,6 +80,7 @@ def test_spread_out_server_steps_the_class_rows_after_fedavg():
     x = flatten_params(model, layout)
     delta = torch.randn_like(x) * 0.1
     server = SpreadOutServer(FedAvg(), slices, margin=5.0, lr=0.05, steps=2)
+    assert isinstance(server, ServerStep) and not server.client_aware and not server.control_variates
     new = server.step(x, delta)
     off, (c, e) = slices[0]
     plain = x + delta

@@ -20,7 +20,7 @@ MAPS = {"speaker": {"a": 0, "b": 1, "c": 2}, "gender": {"F": 0, "M": 1}}
 
 def test_bottleneck_builds_stages_in_order():
     bn = build_bottleneck(["instance_norm", {"name": "vq", "codes": 8, "groups": 2}, {"name": "projection", "dim": 3}],
-                          rep_dim=8, seed=0, averaged=True)
+                          rep_dim=8, seed=0, engine="inprocess")
     assert isinstance(bn, Bottleneck) and [type(s).__name__ for s in bn.stages] == [
         "InstanceNorm", "VectorQuantizer", "Projection"]
     y = bn(torch.randn(2, 5, 8), torch.tensor([1.0, 0.6]))
@@ -38,16 +38,20 @@ def test_bottleneck_builds_stages_in_order():
 ])
 def test_bottleneck_errors(spec, match):
     with pytest.raises((ValueError, RegistryError), match=match):
-        build_bottleneck(spec, rep_dim=8, seed=0, averaged=False)
+        build_bottleneck(spec, rep_dim=8, seed=0, engine=None)
 
 
 def test_bottleneck_refusals_under_federated_averaging():
     with pytest.raises(ValueError, match="update 'ema' keeps codebook statistics"):
-        build_bottleneck({"name": "vq", "update": "ema"}, rep_dim=8, seed=0, averaged=True)
+        build_bottleneck({"name": "vq", "update": "ema"}, rep_dim=8, seed=0, engine="inprocess")
     with pytest.raises(ValueError, match="restart_every copies one client's frames"):
-        build_bottleneck([{"name": "vq", "restart_every": 5}], rep_dim=8, seed=0, averaged=True)
-    vq = build_bottleneck({"name": "vq", "update": "ema", "restart_every": 5}, rep_dim=8, seed=0, averaged=False)
-    assert isinstance(vq.stages[0], VectorQuantizer)  # centralized (own loop): allowed
+        build_bottleneck([{"name": "vq", "restart_every": 5}], rep_dim=8, seed=0, engine="inprocess")
+    with pytest.raises(ValueError, match="engine 'centralized' neither averages nor checkpoints"):
+        build_bottleneck({"name": "vq", "update": "ema"}, rep_dim=8, seed=0, engine="centralized")
+    vq = build_bottleneck({"name": "vq", "restart_every": 5}, rep_dim=8, seed=0, engine="centralized")
+    assert vq.stages[0].restart_every == 5  # one pooled client: restarts allowed
+    vq = build_bottleneck({"name": "vq", "update": "ema", "restart_every": 5}, rep_dim=8, seed=0, engine=None)
+    assert isinstance(vq.stages[0], VectorQuantizer)  # a custom loop: both allowed
 
 
 def test_attach_bottleneck_stage_refusals():

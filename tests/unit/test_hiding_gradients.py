@@ -126,7 +126,7 @@ def test_vq_straight_through_codebook_and_commitment_on_toy():
     assert torch.equal(y.detach(), torch.tensor([[[0.0, 0.0], [10.0, 10.0], [0.0, 0.0]]], dtype=D))
     assert vq.last_usage.tolist() == [[2, 1]]
     # L = ||sg(x) - q||^2 / n + beta ||x - sg(q)||^2 / n, n = 3 frames: (1 + 1 + 1) / 3 * (1 + beta)
-    assert math.isclose(float(vq.aux_loss), 1.25, rel_tol=1e-12)
+    assert math.isclose(float(vq.aux_loss.detach()), 1.25, rel_tol=1e-12)
     w = torch.randn(1, 3, 2, dtype=D)
     (gx,) = torch.autograd.grad((y * w).sum() + vq.aux_loss, x, retain_graph=True)
     q = y.detach()
