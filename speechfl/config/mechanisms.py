@@ -173,6 +173,13 @@ def _control_variates(cfg: ExperimentConfig, server_optimizer: Any) -> None:
     if cfg.dp_sample:
         raise ConfigError("server_optimizer", "scaffold corrects gradients that dp_sample clips and noises per "
                                               "sample; the two are not combined")
+    if cfg.client.optimizer.get("name") != "sgd":
+        # option II estimates c_i = (x - y_i) / (K lr): a mean gradient only under local SGD; under Adam it is a
+        # normalised step (~1 per coordinate) and the correction swamps the gradient (measured: 100 % CER on the
+        # benchmark setting, benchmarks/results/bench_federated.md)
+        raise ConfigError("server_optimizer", "scaffold needs client.optimizer name: sgd (its control variates are "
+                                              f"mean gradients only under local SGD), got "
+                                              f"{cfg.client.optimizer.get('name')!r}")
 
 
 def _fairness(cfg: ExperimentConfig, components: "Components") -> None:

@@ -130,8 +130,9 @@ class Scaffold(ServerOptimizer):
     not upload ``c_i+ - c_i``): exact when ``delta`` is the unweighted mean of the clients'
     exact updates (``weighted_mean`` with equal sample counts, ``mean``, fp32 uplink). Under lossy
     compression, robust aggregation or DP it uses what the server received: ``c`` then tracks the
-    mean of the clients' variates only approximately. With a local Adam optimizer ``lr_l`` is the
-    nominal learning rate (the paper assumes local SGD). ``local_lr_decay`` multiplies ``lr_l``
+    mean of the clients' variates only approximately. Local SGD only (the setup refuses others):
+    under Adam, ``(x - y_i) / (K lr_l)`` is a normalised step, not a mean gradient, and the
+    correction swamps the gradient (measured: the benchmark collapsed to 100 % CER). ``local_lr_decay`` multiplies ``lr_l``
     by ``decay ** (round - 1)``, matching the clients' decayed learning rate.
 
     :meth:`configure` must be called by the setup with the federation's sizes before the first step.

@@ -14,6 +14,7 @@ from tests.integration.helpers import CTC_HPARAMS, FED_HPARAMS
 
 CONFORMER = ["--encoder=conformer", "--conformer_preset=tiny", "--n_mels=40"]
 CLIENT = "--client={local_epochs: null, local_steps: 3, batch_size: 4, optimizer: {name: adam, lr: 0.002}}"
+SGD_CLIENT = "--client={local_epochs: null, local_steps: 3, batch_size: 4, optimizer: {name: sgd, lr: 0.05}}"
 
 
 def test_conformer_one_federated_round(tiny_hparams_overrides, tmp_path):
@@ -40,7 +41,7 @@ def test_conformer_one_centralized_epoch(tiny_hparams_overrides, tmp_path):
 def test_scaffold_round_checkpoints_control_variates(tiny_hparams_overrides, tmp_path):
     out = tmp_path / "scaffold"
     argv = [*tiny_hparams_overrides, f"--output_folder={out}", *CONFORMER, "--rounds=2", "--clients_per_round=2",
-            "--eval_every=0", "--server_optimizer={name: scaffold}", CLIENT]
+            "--eval_every=0", "--server_optimizer={name: scaffold}", SGD_CLIENT]
     res = run_federated(load_hparams(FED_HPARAMS, argv), str(FED_HPARAMS), argv, progress=False)
     assert len(res["rounds"]) == 2
     ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
@@ -50,10 +51,14 @@ def test_scaffold_round_checkpoints_control_variates(tiny_hparams_overrides, tmp
     assert len(variates) >= 2 and all(v.shape == control.shape for v in variates)
 
 
-def test_scaffold_refuses_local_epochs_and_conformer_refuses_dp_sample(tiny_hparams_overrides, tmp_path):
+def test_scaffold_refuses_local_epochs_and_adam_conformer_refuses_dp_sample(tiny_hparams_overrides, tmp_path):
     hp = load_hparams(FED_HPARAMS, [*tiny_hparams_overrides, f"--output_folder={tmp_path / 'a'}", *CONFORMER,
                                     "--server_optimizer={name: scaffold}"])
     with pytest.raises(ValueError, match="local_steps"):
+        build_setup(hp, progress=False)
+    hp = load_hparams(FED_HPARAMS, [*tiny_hparams_overrides, f"--output_folder={tmp_path / 'c'}", *CONFORMER,
+                                    "--server_optimizer={name: scaffold}", CLIENT])
+    with pytest.raises(ValueError, match="sgd"):
         build_setup(hp, progress=False)
     hp = load_hparams(FED_HPARAMS, [*tiny_hparams_overrides, f"--output_folder={tmp_path / 'b'}", *CONFORMER,
                                     "--dp_sample={noise_multiplier: 1.0, max_grad_norm: 1.0, delta: 1.0e-5}"])
