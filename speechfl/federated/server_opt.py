@@ -132,8 +132,9 @@ class Scaffold(ServerOptimizer):
     compression, robust aggregation or DP it uses what the server received: ``c`` then tracks the
     mean of the clients' variates only approximately. Local SGD only (the setup refuses others):
     under Adam, ``(x - y_i) / (K lr_l)`` is a normalised step, not a mean gradient, and the
-    correction swamps the gradient (measured: the benchmark collapsed to 100 % CER). ``local_lr_decay`` multiplies ``lr_l``
-    by ``decay ** (round - 1)``, matching the clients' decayed learning rate.
+    correction swamps the gradient (measured: the benchmark collapsed to 100 % CER).
+    ``local_lr_decay`` multiplies ``lr_l`` by ``decay ** (round - 1)``, matching the clients' decayed
+    learning rate.
 
     :meth:`configure` must be called by the setup with the federation's sizes before the first step.
     """
