@@ -199,8 +199,9 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
     }
     adv_spec = hparams.get("adversary")
     if adv_spec:
-        from speechfl.privacy.adversarial import build_adversary
+        from speechfl.privacy.adversarial import build_adversary, check_adversary_compatible
 
+        check_adversary_compatible(dict(adv_spec), dp_sample=bool(hparams.get("dp_sample")))
         longest = max(len(u) for u in partition.utterances.values())
         steps_per_round = client_config.local_steps or (
             client_config.local_epochs * -(-longest // client_config.batch_size))

@@ -51,6 +51,18 @@ def build_adversary(spec: Dict, *, rep_dim: int, label_maps: Dict[str, Dict[str,
     )
 
 
+def check_adversary_compatible(spec: Dict, *, dp_sample: bool) -> None:
+    """Refuse compositions whose maths is not established.
+
+    ``objective: confusion`` runs the heads twice (on detached representations, and with detached
+    parameters for the encoder's term); Opacus' per-sample hooks would record both passes as the
+    heads' per-sample gradients, so it is not combined with ``dp_sample``.
+    """
+    if dp_sample and spec.get("objective", "reversal") == "confusion":
+        raise ValueError("adversary objective 'confusion' with dp_sample: Opacus' per-sample hooks would also record "
+                         "the frozen-head pass as the heads' gradients; use objective: reversal with dp_sample")
+
+
 def spread_out_spec(spec: Dict) -> Dict | None:
     """The adversary's ``spread_out`` mapping, validated (``None`` when absent)."""
     so = spec.get("spread_out")

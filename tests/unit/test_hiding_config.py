@@ -10,7 +10,7 @@ import torch
 from speechfl.federated.server_opt import FedAvg, Scaffold
 from speechfl.federated.setup import attach_bottleneck_stage
 from speechfl.models.adversary import AdversarialObjective
-from speechfl.privacy.adversarial import build_adversary, spread_out_spec
+from speechfl.privacy.adversarial import build_adversary, check_adversary_compatible, spread_out_spec
 from speechfl.privacy.bottleneck import Bottleneck, VectorQuantizer, build_bottleneck
 from speechfl.privacy.fedaws import SpreadOutServer, check_spread_out_compatible
 from speechfl.registry import RegistryError
@@ -76,6 +76,13 @@ def test_attach_bottleneck_stage_refusals():
 def test_adversary_errors(spec, match):
     with pytest.raises((ValueError, RegistryError), match=match):
         build_adversary(spec, rep_dim=4, label_maps=MAPS, total_steps=10, seed=0)
+
+
+def test_confusion_is_refused_with_dp_sample():
+    check_adversary_compatible({"objective": "reversal"}, dp_sample=True)
+    check_adversary_compatible({"objective": "confusion"}, dp_sample=False)
+    with pytest.raises(ValueError, match="objective 'confusion' with dp_sample"):
+        check_adversary_compatible({"objective": "confusion"}, dp_sample=True)
 
 
 def test_spread_out_spec_and_refusals():
