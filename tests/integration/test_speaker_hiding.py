@@ -59,3 +59,26 @@ def test_vq_bottleneck_lowers_fresh_probe_accuracy_while_asr_learns(tiny_hparams
     # the ASR still learns through the bottleneck, about as far as the plain model in this budget
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.15
     assert losses[-1] < 1.05 * plain_losses[-1]
+
+
+def test_fedaws_recipe_wraps_the_server_step_and_keeps_rows_per_speaker(tiny_hparams_overrides, tmp_path):
+    from speechfl.privacy.fedaws import ClassEmbeddingHead, SpreadOutServer
+
+    path = RECIPES / "federated" / "hparams" / "hiding_fedaws.yaml"
+    hparams = load_hparams(path, [*tiny_hparams_overrides, f"--output_folder={tmp_path}", *TINY_MODEL])
+    setup = build_setup(hparams, progress=False)
+    (head,) = setup.model.adversary.heads
+    assert isinstance(head, ClassEmbeddingHead) and head.negatives == "own_class"
+    assert head.classes.shape[0] == len(setup.label_maps["speaker"])  # one row (embedding) per training speaker
+    assert isinstance(setup.server_optimizer, SpreadOutServer) and setup.server_optimizer.slices
+    with torch.no_grad():  # nearly collapsed rows (exact collapse is a saddle of R): the step must separate them
+        head.classes.copy_(1e-3 * torch.randn(head.classes.shape, generator=torch.Generator().manual_seed(0)))
+    from speechfl.federated.update import flatten_params
+
+    x = flatten_params(setup.model, setup.layout)
+    new = setup.server_optimizer.step(x, torch.zeros_like(x))
+    off, (c, e) = setup.server_optimizer.slices[0]
+    before, rows = x[off:off + c * e].view(c, e), new[off:off + c * e].view(c, e)
+    assert torch.equal(new[:off], x[:off]) and torch.equal(new[off + c * e:], x[off + c * e:])
+    min_dist = lambda w: float(torch.cdist(w, w).add(torch.eye(c) * 1e9).min())  # noqa: E731
+    assert min_dist(rows) > 10 * min_dist(before)
