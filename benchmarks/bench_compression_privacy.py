@@ -210,14 +210,23 @@ def validate_cells(grid_path=GRID):
     """Load the grid and build every cell's typed configuration and components; raise on the first bad cell.
 
     ``load_grid`` checks the keys of every override; this also validates the values (the experiment
-    configuration and the compressor / robust pipeline / server optimizer they name, and their composition),
-    so a 90-minute study cannot fail at cell 30 on a typo.
+    configuration and the compressor / robust pipeline / server optimizer they name, and their composition)
+    and the ``evaluate`` arguments, so a 90-minute study cannot fail at cell 30 on a typo.
     """
     from speechfl.config import ExperimentConfig, build_components
     from speechfl.experiment.hparams import load_hparams
     from speechfl.experiment.sweep import GridError, load_grid
 
     grid = load_grid(grid_path)
+    if grid.evaluate:
+        import inspect
+
+        from speechfl.experiment.evaluate import evaluate_run
+
+        params = inspect.signature(evaluate_run).parameters
+        bad = sorted(k for k in grid.evaluate if k not in params or k in ("run_dir", "progress"))
+        if bad:
+            raise GridError(f"{grid_path}: unknown evaluate argument(s) {bad}")
     for cell in grid.cells:
         try:
             build_components(ExperimentConfig.from_hparams(load_hparams(grid.base, list(cell.overrides))))

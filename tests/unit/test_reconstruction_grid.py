@@ -60,3 +60,13 @@ def test_best_tradeoff_hand_picked():
     assert "has linkage_acc" in best_tradeoff(rows, "linkage_acc", "none")
     report = pareto_report(rows)
     assert "membership_auc     none       sign_ef" in report and "linkage_acc" in report
+
+
+def test_unknown_evaluate_argument_fails_validation(tmp_path):
+    spec = yaml.safe_load(GRID.read_text())
+    spec["base"] = str((GRID.parent / spec["base"]).resolve())
+    spec["evaluate"] = {"attackers": ["linear"], "bogus": 1}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(GridError, match="unknown evaluate argument.*bogus"):
+        validate_cells(path)
