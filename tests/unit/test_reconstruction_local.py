@@ -119,3 +119,15 @@ def test_reconstruction_from_recorded_rounds():
     assert rep.inversion == {} and "inversion" in rep.notes
     with pytest.raises(ValueError, match="no recorded update"):
         reconstruction_from_recorded(rounds, model, layout, {}, {}, inp.indicator)
+
+
+def test_local_model_recovery_degrades_monotonically_from_identity_to_top1pct():
+    """Top-k keeps nested coordinate sets as k shrinks, so ||D(C(x)) - x|| can only grow: 0 for identity."""
+    model, layout = _tiny()
+    inp = _input(model, layout)
+    specs = {"identity": None, "top10": {"name": "topk", "fraction": 0.1}, "top1": {"name": "topk", "fraction": 0.01}}
+    rep = run_reconstruction(inp, ReconstructionConfig(compressors=specs, threats=("local_model",)))
+    errs = [rep.local_model[n].relative_error for n in specs]
+    assert errs[0] == 0.0 < errs[1] < errs[2] <= 1.0
+    cos = [rep.local_model[n].cosine for n in specs]
+    assert cos[0] == pytest.approx(1.0) and cos[0] > cos[1] > cos[2] > 0.0
