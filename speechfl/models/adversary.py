@@ -362,3 +362,8 @@ class AdversarialObjective(nn.Module):
         for i in head_indices:
             for p in self.heads[i].parameters():
                 optimizer.state.pop(p, None)
+
+
+# The class-embedding head (federated N-way head with real negatives) lives with its FedAwS server
+# step; importing it here registers it whenever HEADS exists, whatever was imported first.
+from speechfl.privacy import fedaws as _fedaws  # noqa: E402,F401

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Dict
 
-import speechfl.privacy.fedaws  # noqa: F401  (registers the class_embedding head)
 from speechfl.models.adversary import AdversarialObjective
 from speechfl.registry import require_keys
 

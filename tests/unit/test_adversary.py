@@ -60,7 +60,7 @@ def test_architectures_and_initialisations_differ():
 
 
 def test_registry_errors():
-    with pytest.raises(RegistryError, match="valid adversary heads: attentive, linear, mlp, mlp_deep"):
+    with pytest.raises(RegistryError, match="valid adversary heads: attentive, class_embedding, linear, mlp, mlp_deep, xvector"):
         AdversarialObjective(8, 4, heads=("cnn",), total_steps=10)
     with pytest.raises(RegistryError, match="unknown parameter"):
         AdversarialObjective(8, 4, heads=({"name": "mlp", "depth": 3},), total_steps=10)
