@@ -78,8 +78,7 @@ def test_evaluate_adversarial_centralized_run_skips_server_side_with_reason(tiny
     argv = ["--rounds=1", "--record_updates=[1]", "--eval_every=0", "--engine=centralized",
             "--adversary={target: speaker, heads: [linear], weight: 0.5}"]
     run_federated(fed_hparams(tiny_hparams_overrides, out, *argv), str(FED_HPARAMS),
-                  [*tiny_hparams_overrides, f"--output_folder={out}", "--channels=16", "--proj=96", "--hidden=96",
-                   "--layers=2", *argv], progress=False)
+                  [*tiny_hparams_overrides, f"--output_folder={out}", *TINY_MODEL, *argv], progress=False)
     res = evaluate_run(out, attackers=["linear"], progress=False)
     p = res["privacy"]
     assert "skipped" in p["linkage"] and "skipped" in p["source_inference"]
