@@ -1,4 +1,4 @@
-"""``speechfl prepare``: corpus preparation sub-commands (``librispeech`` and ``synthetic``).
+"""``speechfl prepare``: corpus preparation sub-commands (``librispeech``, ``kaldi`` and ``synthetic``).
 
 ``speechfl/cli.py`` calls :func:`register` on its sub-parsers and then ``args.func(args)``.
 """
@@ -60,6 +60,18 @@ def run_librispeech(args):
     return 0
 
 
+def run_kaldi(args):
+    """Write a CSV manifest from a Kaldi data directory (transcripts optional); prints its path."""
+    from data_prep.kaldi import is_privacy_only, prepare_kaldi
+
+    try:
+        path = prepare_kaldi(args.data_dir, args.save_folder, name=args.name)
+    except (DataPrepError, ValueError) as error:
+        raise SystemExit(f"speechfl prepare kaldi: error: {error}") from None
+    print(f"{path}{'  (no transcripts: privacy evaluation only)' if is_privacy_only(path) else ''}")
+    return 0
+
+
 def run_synthetic(args):
     """Synthesize the embedded espeak-ng corpus; prints its folder."""
     from data_prep.synthetic import generate_corpus
@@ -78,12 +90,12 @@ def run_synthetic(args):
 
 
 def register(subparsers):
-    """Add ``prepare librispeech`` and ``prepare synthetic`` to ``subparsers`` (sets ``func``).
+    """Add ``prepare librispeech``, ``prepare kaldi`` and ``prepare synthetic`` to ``subparsers`` (sets ``func``).
 
     Imports nothing heavy: the preparation modules load only when a sub-command runs.
     """
     prepare = subparsers.add_parser("prepare", help="prepare a corpus (CSV manifests or the synthetic corpus)")
-    kinds = prepare.add_subparsers(dest="corpus", metavar="{librispeech,synthetic}")
+    kinds = prepare.add_subparsers(dest="corpus", metavar="{librispeech,kaldi,synthetic}")
     kinds.required = True
 
     libri = kinds.add_parser("librispeech", help="write CSV manifests from a LibriSpeech-layout folder")
@@ -103,6 +115,13 @@ def register(subparsers):
     libri.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the dev-speaker choice")
     libri.add_argument("--no-progress", action="store_true", help="no progress bars")
     libri.set_defaults(func=run_librispeech)
+
+    kaldi = kinds.add_parser("kaldi", help="write a CSV manifest from a Kaldi data dir (wav.scp, utt2spk, "
+                                           "spk2gender, optional text)")
+    kaldi.add_argument("data_dir", metavar="DATA_DIR", help="the Kaldi data directory")
+    kaldi.add_argument("save_folder", metavar="SAVE_FOLDER", help="where <name>.csv (+ .meta.json) is written")
+    kaldi.add_argument("--name", default=None, help="manifest name (default: the data directory's name)")
+    kaldi.set_defaults(func=run_kaldi)
 
     synth = kinds.add_parser("synthetic", help="synthesize the embedded espeak-ng corpus in LibriSpeech layout")
     synth.add_argument("out_dir", metavar="OUT_DIR", help="new or empty folder for the corpus")

@@ -74,6 +74,11 @@ def make_dataset(
         Keep only these utterance ids (a client's data), in this order.
     """
     read_manifest(csv_path)  # clear error before SpeechBrain's generic one
+    from data_prep.kaldi import is_privacy_only
+
+    if is_privacy_only(csv_path):
+        raise ManifestError(f"manifest {csv_path} has no transcripts (prepared for privacy evaluation only): "
+                            "it cannot train or test an ASR model")
     ds = DynamicItemDataset.from_csv(str(csv_path))
     transforms = transforms or DataTransforms()
 

@@ -158,5 +158,34 @@ def test_privacy_only_split_manifest_and_feature_pipeline(tmp_path):
     item = ds[0]
     assert set(item) == {"id", "spk_id", "gender", "feats"} and item["feats"].shape == (26, 40)
     torch.testing.assert_close(item["feats"], cache.get(str((lib / "dev" / "11" / "7" / "11-7-0.flac").resolve())))
-    # the ASR pipeline would see empty transcripts: is_privacy_only is how a trainer must tell
-    assert make_dataset(csv_path, CharTokenizer(), cache)[0]["wrd"] == ""
+    # the ASR pipeline refuses it (it would see empty transcripts)
+    with pytest.raises(ValueError, match="has no transcripts"):
+        make_dataset(csv_path, CharTokenizer(), cache)
+
+
+def test_prepare_kaldi_cli_and_privacy_only_manifest_refused_for_asr(tmp_path, capsys):
+    """`speechfl prepare kaldi` writes the manifest; one without transcripts cannot feed ASR training."""
+    from speechfl.cli import main as cli_main
+    from speechfl.data.dataset import ManifestError, make_dataset
+    from speechfl.data.features import FeatureCache
+    from speechfl.data.tokenizer import CharTokenizer
+
+    d = make_kaldi(tmp_path / "kaldi", text=False)
+    cli_main(["prepare", "kaldi", str(d), str(tmp_path / "save"), "--name", "eval"])
+    printed = capsys.readouterr().out.strip()
+    assert printed == f"{tmp_path / 'save' / 'eval.csv'}  (no transcripts: privacy evaluation only)"
+    with pytest.raises(ManifestError, match=r"eval.csv has no transcripts \(prepared for privacy evaluation only\)"):
+        make_dataset(tmp_path / "save" / "eval.csv", CharTokenizer(), FeatureCache())
+    with pytest.raises(SystemExit, match=r"speechfl prepare kaldi: error: .*spk2gender is missing"):
+        (d / "spk2gender").unlink()
+        cli_main(["prepare", "kaldi", str(d), str(tmp_path / "save2")])
+
+
+def test_kaldi_manifest_with_transcripts_feeds_asr(tmp_path):
+    from speechfl.data.dataset import make_dataset
+    from speechfl.data.features import FeatureCache
+    from speechfl.data.tokenizer import CharTokenizer
+
+    path = prepare_kaldi(make_kaldi(tmp_path / "kaldi", text=True), tmp_path / "save")
+    ds = make_dataset(path, CharTokenizer(), FeatureCache())
+    assert len(ds) == 16 and ds[0]["tokens"].numel() > 0
