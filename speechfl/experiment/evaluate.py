@@ -41,12 +41,16 @@ logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def extract(model, csv, ids, corpus, device="cpu"):
-    """(representations, fbank) as attacker ``UtteranceSet`` s, plus per-utterance losses."""
+def extract(model, csv, ids, corpus, device="cpu", transforms=None):
+    """(representations, fbank) as attacker ``UtteranceSet`` s.
+
+    ``transforms`` (a :class:`speechfl.data.dataset.DataTransforms`) changes the audio first: a run trained
+    with the ``anonymize`` defense is attacked on what its clients' devices compute, from anonymized audio.
+    """
     from speechfl.attackers.types import UtteranceSet
 
     model.eval()
-    ds = make_dataset(csv, corpus.tokenizer, corpus.cache, ids=ids)
+    ds = make_dataset(csv, corpus.tokenizer, corpus.cache, ids=ids, transforms=transforms)
     reps, fbank, spk, gen, uid = [], [], [], [], []
     for batch in make_loader(ds, 16, shuffle=False):
         feats, lens = batch.feats.data.to(device), batch.feats.lengths.to(device)
@@ -59,6 +63,20 @@ def extract(model, csv, ids, corpus, device="cpu"):
         uid += list(batch.id)
     return (UtteranceSet(frames=reps, spk_ids=spk, genders=gen, utt_ids=uid),
             UtteranceSet(frames=fbank, spk_ids=spk, genders=gen, utt_ids=uid))
+
+
+def observed_transforms(hparams, rows, corpus):
+    """The audio transform a run's clients apply before features (the ``anonymize`` defense), or ``None``.
+
+    The representation and Fbank attackers then see what a client's device computes and could leak, not the
+    clean recording. Membership keeps clean audio: its attacker queries the model with the recordings it holds.
+    """
+    if not hparams.get("anonymize"):
+        return None
+    from speechfl.anonymization.defense import with_anonymizer
+
+    return with_anonymizer(hparams["anonymize"], None, rows=rows, seed=int(hparams["seed"]),
+                           sample_rate=corpus.cache.config.sample_rate)
 
 
 @torch.no_grad()
@@ -275,14 +293,16 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     attacked = set(cap_per_speaker([r for role in ROLES for r in roles.rows[role]], max_per_speaker))
     by_role = {role: [r["ID"] for r in sorted(roles.rows[role], key=lambda r: (r["spk_id"], r["ID"]))
                       if r["ID"] in attacked] for role in ROLES}
-    parts = [extract(model, corpus.manifests[role], by_role[role], corpus, device) for role in ROLES if by_role[role]]
+    observed = {role: observed_transforms(hparams, roles.rows[role], corpus) for role in ROLES}
+    parts = [extract(model, corpus.manifests[role], by_role[role], corpus, device, observed[role])
+             for role in ROLES if by_role[role]]
     reps, fbank = _concat([p[0] for p in parts]), _concat([p[1] for p in parts])
     base_reps = None
     if baseline:
         base = load_finished_run(baseline)
         bmodel = base.hparams["model"].to(device)
         bmodel.load_state_dict({k: v for k, v in base.state.items() if not k.startswith("adversary.")})
-        base_reps = _concat([extract(bmodel, corpus.manifests[role], by_role[role], corpus, device)[0]
+        base_reps = _concat([extract(bmodel, corpus.manifests[role], by_role[role], corpus, device, observed[role])[0]
                              for role in ROLES if by_role[role]])
 
     fin = losses_of(model, members + nonmembers)
@@ -300,6 +320,9 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
         representations=reps, fbank=fbank, baseline_representations=base_reps, membership=membership,
         families=families, seed=seed, progress=progress, **server_kw)
     report.notes.update(server_notes)
+    if hparams.get("anonymize"):
+        report.notes["anonymize"] = (f"representation and Fbank attackers saw features of audio anonymized as the "
+                                     f"clients do ({hparams['anonymize']}); membership used the clean recordings")
     if report.membership is not None and ref is None:
         report.membership.notes["calibrated"] = run.initial_note or "no reference losses"
     full = report.to_dict()

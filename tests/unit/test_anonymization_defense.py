@@ -76,3 +76,24 @@ def test_federated_setup_applies_the_anonymize_key(tiny_hparams_overrides, tmp_p
     assert item["feats"].shape == clean.shape and not torch.allclose(item["feats"], clean)
     plain = build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "p"), progress=False)
     torch.testing.assert_close(plain.client_dataset(client)[0]["feats"], clean)
+
+
+def test_evaluate_attacks_what_anonymizing_clients_compute(tiny_hparams_overrides, tmp_path):
+    """With the anonymize defense, evaluate's representation/Fbank attackers see the clients' anonymized view."""
+    from speechfl.experiment.evaluate import extract, observed_transforms
+    from speechfl.federated.setup import build_setup
+    from tests.integration.helpers import fed_hparams
+
+    hp = fed_hparams(tiny_hparams_overrides, tmp_path / "a", "--anonymize={name: mcadams, per: speaker}")
+    setup = build_setup(hp, progress=False)
+    client = setup.partition.client_ids[0]
+    uid = setup.partition.utterances[client][0]
+    rows = read_manifest(setup.corpus.manifests["train"])
+    _, fbank = extract(setup.model, setup.corpus.manifests["train"], [uid], setup.corpus,
+                       transforms=observed_transforms(hp, rows, setup.corpus))
+    seen_in_training = next(item for item in setup.client_dataset(client) if item["id"] == uid)["feats"]
+    torch.testing.assert_close(fbank.frames[0], seen_in_training)  # exactly what the client computed
+    _, clean = extract(setup.model, setup.corpus.manifests["train"], [uid], setup.corpus)
+    assert not torch.allclose(clean.frames[0], seen_in_training)
+    plain = fed_hparams(tiny_hparams_overrides, tmp_path / "p")
+    assert observed_transforms(plain, rows, setup.corpus) is None
