@@ -238,14 +238,20 @@ def _server_side(run, recorded: List[dict], model, roles, corpus, device: str) -
     return kw, notes
 
 
+OPT_IN_THREATS = ("reconstruction",)  # costly server-side attacks, run only when asked
+
+
 def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline: Optional[str] = None,
-                 max_per_speaker: int = 20, seed: int = 0, progress: bool = True) -> dict:
+                 max_per_speaker: int = 20, seed: int = 0, progress: bool = True,
+                 threats: Sequence[str] = ()) -> dict:
     """Run the privacy attackers and fairness metrics on a finished run; returns updated results.
 
     The run is rebuilt from its own files (:func:`speechfl.experiment.finished_run.load_finished_run`:
     stored hparams text, tensors-only model files). Utterances shared by several
     roles are attacked once (:mod:`speechfl.experiment.eval_data`). An attack the
-    corpus cannot support is skipped with its reason; what ran is written.
+    corpus cannot support is skipped with its reason; what ran is written. ``threats`` adds opt-in
+    attacks (:data:`OPT_IN_THREATS`): ``reconstruction`` writes ``privacy.reconstruction``
+    (:func:`speechfl.attackers.reconstruction.recorded.reconstruction_section`, with its seconds).
     """
     from speechfl.attackers import SPEAKER_ATTACKERS
     from speechfl.attackers.speaker_id import DEFAULT_FAMILIES
@@ -260,6 +266,9 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     unknown = [f for f in families if f not in SPEAKER_ATTACKERS]
     if unknown:
         raise ValueError(f"unknown attacker families {unknown}; valid: {', '.join(SPEAKER_ATTACKERS.names())}")
+    bad_threats = [t for t in threats if t not in OPT_IN_THREATS]
+    if bad_threats:
+        raise ValueError(f"unknown threat(s) {bad_threats}; valid: {', '.join(OPT_IN_THREATS)}")
     run = load_finished_run(run_dir)
     run_dir = run.run_dir
     recorded = load_recorded(run_dir)  # before any work: a tampered or truncated file fails here
@@ -329,6 +338,10 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     privacy = privacy_summary(full)
     privacy.update(strongest=full.pop("strongest"), notes=full.pop("notes"), seconds=full.pop("seconds"),
                    reports=full, data=roles.to_dict())
+    if "reconstruction" in threats:
+        from speechfl.attackers.reconstruction.recorded import reconstruction_section
+
+        privacy["reconstruction"] = reconstruction_section(run, recorded, model, roles, corpus, device)
 
     utts = read_json(utts_path)
     fair = fairness_section(
@@ -352,7 +365,7 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     results["privacy"] = privacy
     results["fairness"] = fair
     results["evaluation"] = {"seconds": time.time() - start, "attackers": families,
-                             "max_per_speaker": max_per_speaker, "baseline": baseline}
+                             "max_per_speaker": max_per_speaker, "baseline": baseline, "threats": list(threats)}
     atomic_write_json(run_dir / "results.json", results)
     return results
 
