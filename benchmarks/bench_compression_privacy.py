@@ -292,11 +292,18 @@ def part_study(args) -> None:
     print(f"{len(grid.cells)} cells, all valid: {', '.join(c.name for c in grid.cells)}", flush=True)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_cp_study_"))
     from speechfl.experiment.sweep import load_table
+    from speechfl.io import read_json
 
     run_sweep(grid_path, out, progress=False)
     print((out / "table.md").read_text())
+    rows = load_table(out).rows
+    for row in rows:  # the opt-in reconstruction threat is not a sweep-table column: read it here
+        res = out / "cells" / row.cell / "results.json"
+        rec = (read_json(res).get("privacy") or {}).get("reconstruction") if res.is_file() else None
+        f1 = ((rec or {}).get("labels") or {}).get("recorded", {}).get("f1")
+        row.values["recon_chars_f1"] = f1 if f1 is not None else "n/a"
     print("\nbest trade-off per threat (lowest attack success within +10 % test CER of fp32):")
-    print(pareto_report(load_table(out).rows))
+    print(pareto_report(rows))
 
 
 def main(argv=None) -> None:
