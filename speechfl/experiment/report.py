@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
+from speechfl.decentralized.plots import plot_decentralized
 from speechfl.experiment.pareto import PARETO_VIEWS, ViewResult, front_staircase, pareto_view
 from speechfl.experiment.sweep import INDEX, load_table
 from speechfl.experiment.table import COLUMNS, NA, Table, format_value, to_markdown
@@ -200,6 +201,13 @@ def _html_page(head: str, table: Table, optimal: Dict[str, List[str]], figures) 
             f"<style>{_CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n")
 
 
+def _cell_results(sweep_dir: Path, cells: List[str]) -> Dict[str, dict]:
+    """results.json of every finished cell, by cell name."""
+    index = {e["name"]: e for e in read_json(sweep_dir / INDEX)["cells"]}
+    paths = {c: sweep_dir / index[c]["dir"] / "results.json" for c in cells if c in index}
+    return {c: read_json(p) for c, p in paths.items() if p.exists()}
+
+
 def write_report(sweep_dir, out_dir=None) -> ReportFiles:
     """Write the HTML and Markdown report of the sweep in ``sweep_dir`` (default into ``sweep_dir/report``)."""
     sweep_dir = Path(sweep_dir)
@@ -218,6 +226,11 @@ def write_report(sweep_dir, out_dir=None) -> ReportFiles:
     for title, png, text in sweep_fairness_figures(sweep_dir, [r.cell for r in table.rows], out):
         pngs.append(png)
         figures.append((title, png, text))
+    dec = plot_decentralized(_cell_results(sweep_dir, [r.cell for r in table.rows]), out / "decentralized.png")
+    if dec is not None:
+        pngs.append(dec)
+        figures.append(("Decentralized runs", dec, "Honest nodes' average validation CER and consensus distance "
+                                                   "(1/h sum ||x_i - xbar||^2) per round, one colour per topology."))
     counts = {s: sum(r.status == s for r in table.rows) for s in dict.fromkeys(r.status for r in table.rows)}
     summary = f"{len(table.rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
     head = f"{sweep_dir.resolve()}\n\n{summary}"

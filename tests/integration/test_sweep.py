@@ -95,6 +95,26 @@ def test_report_writes_pngs_and_html_that_references_them(swept):
     assert "broken (run failed)" in page
 
 
+def test_report_plots_decentralized_cells(swept, tmp_path):
+    """A cell with a decentralized section gets the CER / consensus-distance figure; others are not plotted."""
+    import shutil
+
+    _, out, _ = swept
+    copy = tmp_path / "sweep"
+    shutil.copytree(out, copy)
+    path = copy / "cells" / "compression-none__defense-none" / "results.json"
+    res = json.loads(path.read_text())
+    res["decentralized"] = {"topology": "ring", "algorithm": "dpsgd"}
+    for i, r in enumerate(res["rounds"]):
+        r.update(valid_cer=90.0 - i, consensus_distance=1.0 / (i + 1))
+    path.write_text(json.dumps(res))
+    rep = write_report(copy)
+    dec = copy / "report" / "decentralized.png"
+    assert dec in rep.pngs and dec.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Decentralized runs" in rep.markdown.read_text()
+    assert not (out / "report" / "decentralized.png").exists()  # the plain sweep has no decentralized cell
+
+
 def test_rerun_skips_finished_cells_and_retries_the_failed_one(swept, capsys):
     grid, out, _ = swept
     stamps = {p: os.stat(p).st_mtime_ns for p in out.glob("cells/*/results.json")}
