@@ -17,8 +17,8 @@ and says so in its output.
 
 Target (issue 18): the best fairness-aware method halves FedAvg's F - M CER gap at <= +5 %
 relative mean CER. The individual-level table is printed for FedAvg and for the speaker
-adversary (a privacy defense); its attackers are two training-free cosine scorers
-(:func:`speechfl.fairness.tradeoff.individual_level`), so its risks are lower bounds.
+adversary (a privacy defense); its attacker is a training-free cosine scorer on the encoder
+output (:func:`speechfl.fairness.tradeoff.individual_level`), so its risks are lower bounds.
 """
 
 import argparse
@@ -46,7 +46,8 @@ def _individual_lines(name, ind):
         return [f"  {name}: skipped: {ind['skipped']}"]
     pays = ind["who_pays"]
     lines = [f"  {name}: strongest attacker {ind['strongest_attacker']} "
-             f"(mean risk {', '.join(f'{a} {v:.3f}' for a, v in ind['attackers'].items())})"]
+             f"(mean risk {', '.join(f'{a} {v:.3f}' for a, v in ind['attackers'].items())}; the same cosine "
+             f"attacker on the input Fbank, a model-independent reference: {ind['raw_fbank_reference']['mean']:.3f})"]
     groups = ind["privacy_by_gender"]["groups"]
     lines.append("    risk by gender: " + ", ".join(f"{g} {v['mean']:.3f} (n={v['n']})" for g, v in groups.items())
                  + f"; gap {ind['privacy_by_gender']['abs_gap']:.3f}")

@@ -5,11 +5,13 @@
   (speaker identification top-1 and EER per family, membership AUC, source inference by the
   client's gender) and the gap between groups (fairness *of* privacy).
 * :func:`individual_level`: per-speaker privacy risk on the *test* speakers (the speakers whose
-  WER is measured) from two training-free cosine attackers (encoder representations and Fbank,
-  :func:`speechfl.metrics.individual.cosine_trials`), the strongest of them, and who pays
-  (:func:`speechfl.metrics.individual.who_pays`). These attackers are weaker than the trained
-  families of ``speechfl evaluate`` (whose per-speaker scores on the held-out verification
-  speakers are not exported): read the risks as lower bounds.
+  WER is measured) from a training-free cosine attacker on the encoder representations
+  (:func:`speechfl.metrics.individual.cosine_trials`), and who pays
+  (:func:`speechfl.metrics.individual.who_pays`). The same attacker on the input Fbank is
+  reported beside it as ``raw_fbank_reference`` (what the audio itself leaks; it does not
+  depend on the model, so it is never the "strongest attacker" of a model). This attacker is
+  weaker than the trained families of ``speechfl evaluate`` (whose per-speaker scores on the
+  held-out verification speakers are not exported): read the risks as lower bounds.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 
     """Per-speaker privacy risk of ``model`` on ``corpus``'s test speakers beside their WER in ``results``.
 
     Returns ``{"attackers", "strongest_attacker", "risk", "worst_case", "detail", "who_pays",
-    "privacy_by_gender", "tradeoff_point", "genders", "left_out"}`` (see the module docstring), or
+    "privacy_by_gender", "tradeoff_point", "genders", "left_out", "raw_fbank_reference"}`` (see the module docstring), or
     ``{"skipped": reason}`` when fewer than two test speakers have two utterances.
     """
     from speechfl.data.dataset import read_manifest
@@ -109,10 +111,14 @@ def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 
     reps, fbank = extract(model, corpus.manifests["test"], kept, corpus, device)
     genders = dict(zip(reps.spk_ids, reps.genders))
     per_attacker, left = {}, []
-    for name, uset in (("representations/cosine", reps), ("fbank/cosine", fbank)):
-        scores, true, speakers, left = cosine_trials(_pooled(uset.frames), uset.spk_ids)
-        per_attacker[name] = speaker_risks(scores, true, speakers)
+    scores, true, speakers, left = cosine_trials(_pooled(reps.frames), reps.spk_ids)
+    per_attacker["representations/cosine"] = speaker_risks(scores, true, speakers)
     ind = individual_privacy(per_attacker)
+    # the same attacker on the input Fbank: what the raw audio leaks whatever the model (a reference, not a
+    # success against the model, so it never counts as the strongest attacker)
+    raw = speaker_risks(*cosine_trials(_pooled(fbank.frames), fbank.spk_ids)[:3])
+    raw_reference = {"mean": float(np.mean([r.risk for r in raw.values()])),
+                     "risk": {s: r.risk for s, r in sorted(raw.items())}}
     wer = {s: float(v["wer"]) for s, v in results["test"]["by_speaker"].items()}
     pays = who_pays(wer, ind.risk, genders)
     group_wer = {g: float(v["wer"]) for g, v in results["test"]["by_group"]["gender"].items()}
@@ -122,7 +128,7 @@ def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 
             "tradeoff_point": tradeoff_point(mean_wer=float(results["test"]["wer"]), group_wer=group_wer,
                                              attacker_success=ind.per_attacker_mean[ind.strongest_attacker],
                                              individual_risk=ind.risk),
-            "genders": {s: genders[s] for s in ind.risk}, "left_out": left}
+            "genders": {s: genders[s] for s in ind.risk}, "left_out": left, "raw_fbank_reference": raw_reference}
 
 
 def client_genders(results: Mapping) -> Dict[str, str]:
