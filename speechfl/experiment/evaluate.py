@@ -356,6 +356,9 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     fair["individual"] = dict(ind["wer"])
     fair["individual_cer"] = ind["cer"]
     fair["per_speaker"] = {"wer": ind["per_speaker_wer"], "cer": ind["per_speaker_cer"]}
+    from speechfl.fairness.tradeoff import evaluation_sections  # per-group privacy gaps, individual level
+
+    fair.update(evaluation_sections(full, results, model, corpus, device, max_per_speaker))
     if ex:
         from speechfl.metrics.fairness import group_breakdown
 

@@ -55,6 +55,14 @@ def test_individual_level_of_a_finished_run_says_why_it_is_skipped(tiny_hparams_
     assert len(res["test"]["by_speaker"]) == 1  # the tiny corpus has one test speaker
     assert "needs two test speakers" in out["skipped"]
 
+    from speechfl.experiment.evaluate import evaluate_run
+
+    fair = evaluate_run(tmp_path / "run", attackers=["linear"], progress=False)["fairness"]
+    assert "needs two test speakers" in fair["individual_privacy"]["skipped"]
+    top1 = fair["privacy_by_group"]["speaker/linear"]["top1"]
+    assert set(top1) == {"F", "M"}
+    assert fair["privacy_by_group"]["speaker/linear"]["top1_gap"] == pytest.approx(abs(top1["F"] - top1["M"]))
+
 
 @pytest.mark.slow
 def test_ctc_dro_resumes_bit_identically(tiny_hparams_overrides, tmp_path):
