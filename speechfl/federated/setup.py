@@ -139,7 +139,7 @@ def attach_bottleneck_stage(model, hparams: dict, cfg: ExperimentConfig) -> None
     """Attach hparams ``bottleneck`` to the model's ``encode`` (:mod:`speechfl.privacy.bottleneck`), or refuse."""
     if not hasattr(model, "attach_bottleneck"):
         raise ValueError(f"bottleneck: encoder {getattr(model, 'encoder_name', type(model).__name__)!r} has no "
-                         "attach_bottleneck; use encoder: conv_rnn")
+                         "attach_bottleneck (speechfl.models.asr.CTCModel provides it)")
     if hparams.get("dp_sample"):
         raise ValueError("bottleneck with dp_sample: Opacus' per-sample gradients of the VQ codebook (a gather over "
                          "valid frames) are not validated; the two are not combined")

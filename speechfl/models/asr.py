@@ -101,7 +101,50 @@ class _RNN(nn.Module):
         return out
 
 
-class ASRModel(nn.Module):
+class CTCModel(nn.Module):
+    """What every encoder + CTC head shares: adversary and bottleneck attachment, the CTC forward.
+
+    A subclass builds its layers (and ``head``, ``dropout``, ``rep_dim``, ``vocab_size``) and implements
+    :meth:`encode_frames`; :meth:`encode` then applies the attached bottleneck, so the CTC head, the
+    adversaries and every attacker see the same (protected) representation whatever the encoder.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.adversary: Optional[nn.Module] = None
+        self.bottleneck: Optional[nn.Module] = None
+
+    def attach_adversary(self, adversary: nn.Module) -> None:
+        """Register adversary heads as a submodule (federated: averaged like the rest)."""
+        self.adversary = adversary
+
+    def attach_bottleneck(self, bottleneck: nn.Module) -> None:
+        """Apply ``bottleneck(reps, lengths)`` at the end of :meth:`encode` (:mod:`speechfl.privacy.bottleneck`):
+        the CTC head, the adversaries and every attacker see its output."""
+        self.bottleneck = bottleneck
+
+    def encode_frames(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """Features [B, T, n_mels] -> (frame representations [B, T', rep_dim], relative lengths [B])."""
+        raise NotImplementedError
+
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """:meth:`encode_frames`, then the attached bottleneck if any."""
+        reps, lengths = self.encode_frames(feats, lengths)
+        if self.bottleneck is not None:
+            reps = self.bottleneck(reps, lengths)
+        return reps, lengths
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> ASROutput:
+        reps, lengths = self.encode(feats, lengths)
+        logits = self.head(self.dropout(reps))
+        return ASROutput(log_probs=logits.log_softmax(-1), lengths=lengths, reps=reps)
+
+    def asr_parameters(self):
+        """Parameters of the ASR part (everything but the adversary)."""
+        return [p for n, p in self.named_parameters() if not n.startswith("adversary.")]
+
+
+class ASRModel(CTCModel):
     """Conv subsampling + bidirectional RNN encoder with a CTC head.
 
     Parameters
@@ -146,37 +189,14 @@ class ASRModel(nn.Module):
         self.act = nn.LeakyReLU()
         self.rep_dim = 2 * hidden
         self.vocab_size = int(vocab_size)
-        self.adversary: Optional[nn.Module] = None
-        self.bottleneck: Optional[nn.Module] = None
 
-    def attach_adversary(self, adversary: nn.Module) -> None:
-        """Register adversary heads as a submodule (federated: averaged like the rest)."""
-        self.adversary = adversary
-
-    def attach_bottleneck(self, bottleneck: nn.Module) -> None:
-        """Apply ``bottleneck(reps, lengths)`` at the end of :meth:`encode` (:mod:`speechfl.privacy.bottleneck`):
-        the CTC head, the adversaries and every attacker see its output."""
-        self.bottleneck = bottleneck
-
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor):
+    def encode_frames(self, feats: torch.Tensor, lengths: torch.Tensor):
         """Features [B, T, n_mels] -> (representation [B, T', 2H], relative lengths [B])."""
         if feats.dim() != 3:
             raise ValueError(f"feats must be [B, T, n_mels], got {tuple(feats.shape)}")
         x = subsample(self, feats, lengths)
         x = self.dropout(self.act(self.proj_norm(self.proj(x))))
-        reps = self.rnn(x, lengths)
-        if self.bottleneck is not None:
-            reps = self.bottleneck(reps, lengths)
-        return reps, lengths
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> ASROutput:
-        reps, lengths = self.encode(feats, lengths)
-        logits = self.head(self.dropout(reps))
-        return ASROutput(log_probs=logits.log_softmax(-1), lengths=lengths, reps=reps)
-
-    def asr_parameters(self):
-        """Parameters of the ASR part (everything but the adversary)."""
-        return [p for n, p in self.named_parameters() if not n.startswith("adversary.")]
+        return self.rnn(x, lengths), lengths
 
 
 def count_parameters(module: nn.Module) -> int:

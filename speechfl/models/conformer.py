@@ -39,7 +39,7 @@ from speechbrain.nnet.CNN import Conv2d
 from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.normalization import LayerNorm
 
-from speechfl.models.asr import ASROutput, subsample, subsampled_bins
+from speechfl.models.asr import CTCModel, subsample, subsampled_bins
 from speechfl.models.protocol import mark_constant_buffers
 
 
@@ -80,7 +80,7 @@ def conformer_config(preset: str = "cpu", **overrides) -> ConformerConfig:
     return replace(PRESETS[preset], **{k: int(v) for k, v in overrides.items() if v is not None})
 
 
-class ConformerASR(nn.Module):
+class ConformerASR(CTCModel):
     """Conv subsampling + SpeechBrain ConformerEncoder with a CTC head.
 
     Parameters
@@ -118,7 +118,6 @@ class ConformerASR(nn.Module):
         self.head = Linear(vocab_size, input_size=cfg.d_model)
         self.rep_dim = cfg.d_model
         self.vocab_size = int(vocab_size)
-        self.adversary: Optional[nn.Module] = None
 
     def _zero_padded_frames(self, conv, args):
         """Zero the padded frames entering each depthwise time convolution.
@@ -131,11 +130,7 @@ class ConformerASR(nn.Module):
             return None
         return (args[0].masked_fill(self._pad, 0.0),)
 
-    def attach_adversary(self, adversary: nn.Module) -> None:
-        """Register adversary heads as a submodule (federated: averaged like the rest)."""
-        self.adversary = adversary
-
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor):
+    def encode_frames(self, feats: torch.Tensor, lengths: torch.Tensor):
         """Features [B, T, n_mels] -> (representation [B, T', d_model], relative lengths [B])."""
         if feats.dim() != 3:
             raise ValueError(f"feats must be [B, T, n_mels], got {tuple(feats.shape)}")
@@ -149,12 +144,3 @@ class ConformerASR(nn.Module):
         finally:
             self._pad = None
         return reps, lengths
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> ASROutput:
-        reps, lengths = self.encode(feats, lengths)
-        logits = self.head(self.dropout(reps))
-        return ASROutput(log_probs=logits.log_softmax(-1), lengths=lengths, reps=reps)
-
-    def asr_parameters(self):
-        """Parameters of the ASR part (everything but the adversary)."""
-        return [p for n, p in self.named_parameters() if not n.startswith("adversary.")]

@@ -56,7 +56,7 @@ def test_bottleneck_refusals_under_federated_averaging():
 
 def test_attach_bottleneck_stage_refusals():
     cfg = types.SimpleNamespace(engine="inprocess", seed=0)
-    with pytest.raises(ValueError, match="has no attach_bottleneck; use encoder: conv_rnn"):
+    with pytest.raises(ValueError, match=r"has no attach_bottleneck \(speechfl.models.asr.CTCModel provides it\)"):
         attach_bottleneck_stage(torch.nn.Linear(2, 2), {"bottleneck": "vq"}, cfg)
     model = types.SimpleNamespace(attach_bottleneck=lambda b: None, rep_dim=8)
     with pytest.raises(ValueError, match="bottleneck with dp_sample"):
@@ -104,3 +104,22 @@ def test_built_adversary_carries_objective_and_warmup():
     assert isinstance(adv, AdversarialObjective) and adv.objective == "confusion" and adv.warmup_steps == 3
     out = adv(torch.randn(2, 7, 4), torch.ones(2), torch.tensor([0, 2]), step=5)
     assert out.uniform_ce == pytest.approx(torch.log(torch.tensor(3.0)).item())
+
+
+def test_every_encoder_takes_a_bottleneck():
+    """The bottleneck sits in CTCModel.encode, so the Conformer's head and attackers see it too."""
+    from speechfl.models.encoders import build_model
+
+    torch.manual_seed(0)
+    cfg = types.SimpleNamespace(engine="inprocess", seed=0)
+    for name, kw in (("conformer", {"conformer": {"preset": "tiny"}}), ("conv_rnn", {"conv_rnn": {"hidden": 16}})):
+        model = build_model(name=name, vocab_size=29, n_mels=40, dropout=0.0, **kw).eval()
+        feats, lens = torch.randn(2, 60, 40), torch.tensor([1.0, 0.7])
+        plain, _ = model.encode(feats, lens)
+        attach_bottleneck_stage(model, {"bottleneck": "instance_norm"}, cfg)
+        normed, _ = model.encode(feats, lens)
+        n = int(round(0.7 * normed.shape[1]))
+        assert normed.shape == plain.shape and not torch.allclose(normed, plain)
+        # per-utterance normalisation over the valid frames: zero mean per dimension
+        torch.testing.assert_close(normed[1, :n].mean(0), torch.zeros(normed.shape[-1]), atol=1e-4, rtol=0)
+        assert torch.equal(model(feats, lens).reps, normed)
