@@ -84,12 +84,7 @@ def read_speakers_txt(path):
         file and line).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataPrepError(f"speakers file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataPrepError(f"cannot read speakers file {path}: {error}") from None
+    text = _read_speakers_file(path)
     speakers = {}
     for line_number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -100,6 +95,15 @@ def read_speakers_txt(path):
             raise DataPrepError(f"{path}:{line_number}: speaker {info.spk_id} is listed twice")
         speakers[info.spk_id] = info
     return speakers
+
+
+def _read_speakers_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataPrepError(f"speakers file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataPrepError(f"cannot read speakers file {path}: {error}") from None
 
 
 def find_speakers_txt(split_dir):
@@ -126,12 +130,7 @@ def read_spk2gender(path):
         m/f, or a duplicate id (the message names the file and line).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataPrepError(f"speakers file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataPrepError(f"cannot read speakers file {path}: {error}") from None
+    text = _read_speakers_file(path)
     speakers = {}
     for line_number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
@@ -165,12 +164,7 @@ def read_speakers_file(path):
         As :func:`read_speakers_txt` / :func:`read_spk2gender`; also for a file with no speakers.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataPrepError(f"speakers file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataPrepError(f"cannot read speakers file {path}: {error}") from None
+    text = _read_speakers_file(path)
     first = next((line for line in text.splitlines() if line.strip() and not line.strip().startswith(";")), None)
     if first is None:
         raise DataPrepError(f"speakers file {path} lists no speakers")

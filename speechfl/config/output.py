@@ -50,16 +50,9 @@ def resolved_output_folder(hparams_file: Path | str, overrides=()) -> Path | Non
     import yaml
     from hyperpyyaml import resolve_references
 
-    from speechfl.experiment.hparams import _Loose, apply_overrides, parse_overrides
+    from speechfl.experiment.hparams import _Loose, overridden_text
 
-    path = Path(hparams_file)
-    if isinstance(overrides, str):
-        mapping = yaml.load(overrides, Loader=_Loose) or {}
-        raw = {k: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
-               for k, v in mapping.items()}
-    else:
-        raw = parse_overrides(overrides)
-    text = apply_overrides(path.read_text(), raw, where=str(path))
+    text = overridden_text(hparams_file, overrides)
     resolved = yaml.load(resolve_references(io.StringIO(text)).getvalue(), Loader=_Loose) or {}
     folder = resolved.get("output_folder")
     return Path(str(folder)) if folder is not None else None

@@ -98,18 +98,24 @@ def apply_overrides(text: str, overrides: Dict[str, str], where: str = "hparams"
     return "\n".join(lines) + "\n"
 
 
-def load_hparams(path: str | Path, overrides: str | Sequence[str] = ()) -> dict:
-    """Load ``path`` with overrides (``--key=value`` list or a YAML mapping string)."""
+def overridden_text(path: str | Path, overrides: str | Sequence[str] = ()) -> str:
+    """The hparams file's text with ``overrides`` (``--key=value`` list or a YAML mapping string) applied."""
     path = Path(path)
-    if not path.is_file():
-        raise HparamsError(f"hparams file {path} does not exist")
     if isinstance(overrides, str):
         mapping = yaml.load(overrides, Loader=_Loose) or {}
         raw = {k: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
                for k, v in mapping.items()}
     else:
         raw = parse_overrides(overrides)
-    text = apply_overrides(path.read_text(), raw, where=str(path))
+    return apply_overrides(path.read_text(), raw, where=str(path))
+
+
+def load_hparams(path: str | Path, overrides: str | Sequence[str] = ()) -> dict:
+    """Load ``path`` with overrides (``--key=value`` list or a YAML mapping string)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HparamsError(f"hparams file {path} does not exist")
+    text = overridden_text(path, overrides)
     try:
         return load_hyperpyyaml(io.StringIO(text))
     except Exception as exc:

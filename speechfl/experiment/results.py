@@ -38,6 +38,14 @@ def _require(d: Any, where: str, keys: tuple) -> Mapping:
     return d
 
 
+def _fields_from_dict(cls, d: Any, where: str):
+    """``cls(**d)`` for a section whose keys are exactly its dataclass fields (missing or unknown keys named)."""
+    keys = tuple(f.name for f in dataclasses.fields(cls))
+    _require(d, where, keys)
+    _only(d, where, cls)
+    return cls(**{k: d[k] for k in keys})
+
+
 def _only(d: Mapping, where: str, cls) -> None:
     valid = {f.metadata.get("key", f.name) for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - valid)
@@ -156,10 +164,7 @@ class CommunicationSection:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "CommunicationSection":
-        keys = tuple(f.name for f in dataclasses.fields(cls))
-        _require(d, "communication", keys)
-        _only(d, "communication", cls)
-        return cls(**{k: d[k] for k in keys})
+        return _fields_from_dict(cls, d, "communication")
 
 
 @dataclass(frozen=True)
@@ -177,10 +182,7 @@ class PartitionSection:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "PartitionSection":
-        keys = tuple(f.name for f in dataclasses.fields(cls))
-        _require(d, "partition", keys)
-        _only(d, "partition", cls)
-        return cls(**{k: d[k] for k in keys})
+        return _fields_from_dict(cls, d, "partition")
 
 
 @dataclass(frozen=True)
@@ -197,10 +199,8 @@ class BackdoorResult:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "BackdoorResult":
-        keys = tuple(f.name for f in dataclasses.fields(cls))
-        _require(d, "attack.backdoor_success", keys)
-        _only(d, "attack.backdoor_success", cls)
-        return cls(float(d["success_rate"]), float(d["cer_to_target"]), int(d["n_triggered"]), str(d["target_text"]))
+        raw = _fields_from_dict(cls, d, "attack.backdoor_success")
+        return cls(float(raw.success_rate), float(raw.cer_to_target), int(raw.n_triggered), str(raw.target_text))
 
 
 @dataclass(frozen=True)
