@@ -186,12 +186,17 @@ UNITS = ("Error rates and WER gaps in percent (gap = WER(F) - WER(M)); attacker 
          "AUC are fractions; uplink in MB. A centralized run is a reference, not a competitor.")
 
 
-def _html_page(head: str, table: Table, optimal: Dict[str, List[str]], figures) -> str:
+def _html_page(head: str, table: Table, optimal: Dict[str, List[str]], figures, examples=()) -> str:
     """The whole report as one HTML document; figures are embedded (base64) and link their PNG file."""
     body = [f"<h1>speechfl sweep report</h1><p>{html.escape(head).replace(chr(10) * 2, '<br>')}</p>",
             f"<h2>Results</h2><p><small>{html.escape(UNITS)} Hover over n/a for the reason. Rows in red are "
-            "Pareto-optimal in at least one view (&#9733; per view).</small></p>", _html_table(table, optimal),
-            "<h2>Plots</h2>"]
+            "Pareto-optimal in at least one view (&#9733; per view).</small></p>", _html_table(table, optimal)]
+    if examples:
+        rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(r)}</td><td>{html.escape(h)}</td>"
+                       f"<td>{e:.1f}</td></tr>" for c, r, h, e in examples)
+        body.append("<h2>Example transcripts</h2><p><small>The median-CER test utterance of each cell.</small></p>"
+                    f"<table><tr><th>cell</th><th>reference</th><th>hypothesis</th><th>CER %</th></tr>{rows}</table>")
+    body.append("<h2>Plots</h2>")
     for title, png, text in figures:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         body.append(f"<div class=fig><h3>{html.escape(title)}</h3><a href='{png.name}'><img "
@@ -206,6 +211,31 @@ def _cell_results(sweep_dir: Path, cells: List[str]) -> Dict[str, dict]:
     index = {e["name"]: e for e in read_json(sweep_dir / INDEX)["cells"]}
     paths = {c: sweep_dir / index[c]["dir"] / "results.json" for c in cells if c in index}
     return {c: read_json(p) for c, p in paths.items() if p.exists()}
+
+
+def example_transcripts(sweep_dir: Path, cells: List[str]) -> List[tuple]:
+    """``[(cell, reference, hypothesis, CER %)]``: each finished cell's median-CER test utterance.
+
+    The median (not the best) utterance shows what the model typically does with unseen speech.
+    """
+    index = {e["name"]: e for e in read_json(sweep_dir / INDEX)["cells"]}
+    out = []
+    for cell in cells:
+        path = sweep_dir / index[cell]["dir"] / "test_utterances.json" if cell in index else None
+        if path is None or not path.exists():
+            continue
+        utts = [u for u in read_json(path) if u["n_chars"] > 0]
+        if utts:
+            cer = lambda u: 100.0 * u["char_errors"] / u["n_chars"]  # noqa: E731
+            u = sorted(utts, key=lambda u: (cer(u), u["utt_id"]))[len(utts) // 2]
+            out.append((cell, u["ref"], u["hyp"], cer(u)))
+    return out
+
+
+def _examples_md(examples: List[tuple]) -> str:
+    rows = [f"| {c} | {r} | {h} | {e:.1f} |" for c, r, h, e in examples]
+    return "\n".join(["## Example transcripts (median-CER test utterance of each cell)\n",
+                      "| cell | reference | hypothesis | CER % |", "|---|---|---|---|", *rows, ""])
 
 
 def write_report(sweep_dir, out_dir=None) -> ReportFiles:
@@ -235,10 +265,12 @@ def write_report(sweep_dir, out_dir=None) -> ReportFiles:
     summary = f"{len(table.rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
     head = f"{sweep_dir.resolve()}\n\n{summary}"
     html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_text(html_path, _html_page(head, table, optimal, figures))
+    examples = example_transcripts(sweep_dir, [r.cell for r in table.rows])
+    atomic_write_text(html_path, _html_page(head, table, optimal, figures, examples))
     marks = {row.cell: "★" for row in table.rows if any(row.cell in v for v in optimal.values())}
     md = [f"# speechfl sweep report\n\n{head}\n\n## Results\n\n{UNITS} ★ = Pareto-optimal in at least one view; "
-          "n/a reasons are listed under the table.\n", to_markdown(table, marks), "## Plots\n"]
+          "n/a reasons are listed under the table.\n", to_markdown(table, marks), _examples_md(examples),
+          "## Plots\n"]
     md += [f"### {title}\n\n![{title}]({png.name})\n\n{text}\n" for title, png, text in figures]
     atomic_write_text(md_path, "\n".join(md))
     return ReportFiles(html=html_path, markdown=md_path, pngs=pngs, optimal=optimal)

@@ -93,6 +93,16 @@ def test_report_writes_pngs_and_html_that_references_them(swept):
     # both trained cells have WER and uplink: at least one is on that front, and the failed cell is listed as missing
     assert rep.optimal["wer_vs_uplink"]
     assert "broken (run failed)" in page
+    # each trained cell's median-CER test utterance, reference beside hypothesis (not the failed cell)
+    from speechfl.experiment.report import example_transcripts
+
+    examples = example_transcripts(out, ["compression-none__defense-none", "compression-topk_ef__defense-none",
+                                         "broken"])
+    assert [e[0] for e in examples] == ["compression-none__defense-none", "compression-topk_ef__defense-none"]
+    utts = json.loads((out / "cells" / "compression-none__defense-none" / "test_utterances.json").read_text())
+    cers = sorted(100.0 * u["char_errors"] / u["n_chars"] for u in utts)
+    assert examples[0][3] == cers[len(cers) // 2] and examples[0][1] in {u["ref"] for u in utts}
+    assert "## Example transcripts" in md and f"| {examples[0][1]} |" in md and "Example transcripts" in page
 
 
 def test_report_plots_decentralized_cells(swept, tmp_path):
