@@ -14,3 +14,19 @@ TINY_MODEL = ["--encoder=conv_rnn", "--channels=16", "--proj=96", "--hidden=96",
 
 def fed_hparams(base_overrides, out: Path, *extra: str) -> dict:
     return load_hparams(FED_HPARAMS, [*base_overrides, f"--output_folder={out}", *TINY_MODEL, *extra])
+
+
+def fresh_probe_top1(reps) -> float:
+    """Closed-set speaker identification by a fresh linear probe: trained on each speaker's even utterances,
+    tested on the odd ones (``reps``: an attacker ``UtteranceSet`` of the training speakers)."""
+    import torch
+
+    from speechfl.attackers.probes import LinearProbe
+
+    speakers = sorted(set(reps.spk_ids))
+    y = torch.tensor([speakers.index(s) for s in reps.spk_ids])
+    train = [i for i in range(len(y)) if i % 2 == 0]
+    test = [i for i in range(len(y)) if i % 2 == 1]
+    probe = LinearProbe().fit([reps.frames[i] for i in train], y[train], len(speakers), seed=0)
+    pred = probe.logits([reps.frames[i] for i in test]).argmax(-1)
+    return float((pred == y[test]).float().mean())

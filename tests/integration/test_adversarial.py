@@ -1,13 +1,11 @@
 """Adversarial speaker-identity removal lowers a *freshly trained* probe's speaker accuracy."""
 
-import torch
-
-from speechfl.attackers.probes import LinearProbe
 from speechfl.data.dataset import read_manifest
 from speechfl.experiment.evaluate import extract
 from speechfl.federated.setup import build_setup
 from speechfl.federated.simulation import Simulation
 from tests.integration.helpers import fed_hparams
+from tests.integration.helpers import fresh_probe_top1 as probe_top1
 
 # 80 mel bands (the recipe's default is now 40, for the Conformer): the conv + BiGRU this test pins learns
 # speaker identity from the finer spectrum, which is what the adversary has to remove.
@@ -22,15 +20,7 @@ def fresh_probe_top1(overrides, out, *extra) -> float:
     model = sim.global_model()
     ids = [r["ID"] for r in read_manifest(setup.corpus.manifests["train"])]
     reps, _ = extract(model, setup.corpus.manifests["train"], ids, setup.corpus)
-    # Closed-set identification of the 4 training speakers: a fresh linear probe trained on
-    # the even utterances of each speaker, tested on the odd ones.
-    speakers = sorted(set(reps.spk_ids))
-    y = torch.tensor([speakers.index(s) for s in reps.spk_ids])
-    train = [i for i in range(len(y)) if i % 2 == 0]
-    test = [i for i in range(len(y)) if i % 2 == 1]
-    probe = LinearProbe().fit([reps.frames[i] for i in train], y[train], len(speakers), seed=0)
-    pred = probe.logits([reps.frames[i] for i in test]).argmax(-1)
-    return float((pred == y[test]).float().mean()), 1.0 / len(speakers)
+    return probe_top1(reps), 1.0 / len(set(reps.spk_ids))  # the 4 training speakers
 
 
 def test_adversary_lowers_fresh_probe_accuracy(tiny_hparams_overrides, tmp_path):

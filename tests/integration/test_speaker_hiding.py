@@ -4,14 +4,13 @@ import types
 
 import torch
 
-from speechfl.attackers.probes import LinearProbe
 from speechfl.data.dataset import read_manifest
 from speechfl.experiment.evaluate import extract
 from speechfl.experiment.hparams import load_hparams
 from speechfl.federated.setup import build_setup
 from speechfl.federated.simulation import Simulation
 from speechfl.privacy.bottleneck import Bottleneck
-from tests.integration.helpers import RECIPES, TINY_MODEL
+from tests.integration.helpers import RECIPES, TINY_MODEL, fresh_probe_top1
 
 BASE = RECIPES / "federated" / "hparams" / "hiding_none.yaml"
 
@@ -27,14 +26,7 @@ def run_and_probe(overrides, out, *extra):
     model = sim.global_model()
     ids = [r["ID"] for r in read_manifest(setup.corpus.manifests["train"])]
     reps, _ = extract(model, setup.corpus.manifests["train"], ids, setup.corpus)
-    # closed-set identification of the training speakers: a fresh linear probe on the even
-    # utterances of each speaker, tested on the odd ones
-    speakers = sorted(set(reps.spk_ids))
-    y = torch.tensor([speakers.index(s) for s in reps.spk_ids])
-    train = [i for i in range(len(y)) if i % 2 == 0]
-    test = [i for i in range(len(y)) if i % 2 == 1]
-    probe = LinearProbe().fit([reps.frames[i] for i in train], y[train], len(speakers), seed=0)
-    pred = probe.logits([reps.frames[i] for i in test]).argmax(-1)
+    top1 = fresh_probe_top1(reps)
     # ``speechfl evaluate`` rebuilds the model from the run's hparams: it must see the same representation
     from speechfl.experiment.evaluate import _build_model
 
@@ -45,7 +37,7 @@ def run_and_probe(overrides, out, *extra):
     rebuilt.load_state_dict(state)
     again, _ = extract(rebuilt, setup.corpus.manifests["train"], ids, setup.corpus)
     assert all(torch.equal(a, b) for a, b in zip(again.frames, reps.frames))
-    return float((pred == y[test]).float().mean()), [h["train_loss"] for h in history], model
+    return top1, [h["train_loss"] for h in history], model
 
 
 def test_vq_bottleneck_lowers_fresh_probe_accuracy_while_asr_learns(tiny_hparams_overrides, tmp_path, one_thread):
