@@ -26,6 +26,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_group_bars(values: Mapping[str, Mapping[str, float]], path, ylabel: str = "test CER (%)",
                     title: str = "per-group error by configuration") -> Path:
     """Grouped bars: ``values[cell][group]``; every cell must name the same groups."""
@@ -47,12 +56,7 @@ def plot_group_bars(values: Mapping[str, Mapping[str, float]], path, ylabel: str
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_speaker_scatter(points: Mapping[str, Mapping[str, float]], groups: Mapping[str, str], path,
@@ -79,12 +83,7 @@ def plot_speaker_scatter(points: Mapping[str, Mapping[str, float]], groups: Mapp
     suffix = "" if pearson is None or not np.isfinite(pearson) else f" (Pearson r = {pearson:.2f})"
     ax.set_title(f"{title}{suffix}", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_fairness(cells: Mapping[str, Mapping], out_dir) -> list:
