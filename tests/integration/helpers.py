@@ -30,3 +30,26 @@ def fresh_probe_top1(reps) -> float:
     probe = LinearProbe().fit([reps.frames[i] for i in train], y[train], len(speakers), seed=0)
     pred = probe.logits([reps.frames[i] for i in test]).argmax(-1)
     return float((pred == y[test]).float().mean())
+
+
+def straight_and_resumed(base_overrides, tmp_path: Path, stop_after: int, *extra: str):
+    """The same run twice: straight through in ``tmp_path/a``, and in ``tmp_path/b`` stopped after
+    ``stop_after`` rounds and resumed by a new Simulation (a new process would see the same checkpoint).
+    Returns ``(full, resumed)`` after both ran to the end; ``resumed`` was checked to start at ``stop_after``."""
+    from speechfl.federated.setup import build_setup
+    from speechfl.federated.simulation import Simulation
+
+    def sim(folder):
+        return Simulation(build_setup(fed_hparams(base_overrides, tmp_path / folder, *extra), progress=False),
+                          tmp_path / folder, progress=False)
+
+    full = sim("a")
+    full.run()
+    part = sim("b")
+    for _ in range(stop_after):
+        part.run_round()
+    del part  # "killed": only the checkpoint survives
+    resumed = sim("b")
+    assert resumed.round == stop_after
+    resumed.run()
+    return full, resumed

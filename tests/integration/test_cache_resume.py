@@ -14,7 +14,7 @@ from speechfl.federated.checkpoint import CheckpointError
 from speechfl.federated.client import ClientConfig, local_train
 from speechfl.federated.setup import build_setup
 from speechfl.federated.simulation import CHECKPOINT, Simulation
-from tests.integration.helpers import fed_hparams
+from tests.integration.helpers import fed_hparams, straight_and_resumed
 
 # the tiny corpus has 12 utterances per speaker: batches of 11 leave a remainder of exactly 1
 REMAINDER_ONE = "--client={local_epochs: 1, local_steps: null, batch_size: 11, optimizer: {name: adam, lr: 0.001}}"
@@ -54,19 +54,8 @@ def test_cache_is_unchanged_after_local_training_with_a_batch_of_one(tiny_hparam
 
 def test_kill_and_resume_is_bit_identical_with_a_remainder_of_one(tiny_hparams_overrides, tmp_path):
     extra = (REMAINDER_ONE, STRONG_AUGMENT, "--rounds=3", "--clients_per_round=1.0", "--eval_every=0")
-    full = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "a", *extra), progress=False),
-                      tmp_path / "a", progress=False)
-    full.run()
-
-    part = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "b", *extra), progress=False),
-                      tmp_path / "b", progress=False)
-    part.run_round()
-    part.run_round()
-    del part  # "killed" after round 2: a new process has a fresh (cold) feature cache
-    resumed = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "b", *extra), progress=False),
-                         tmp_path / "b", progress=False)
-    assert resumed.round == 2
-    resumed.run()
+    # "killed" after round 2: the resumed Simulation has a fresh (cold) feature cache, as a new process would
+    full, resumed = straight_and_resumed(tiny_hparams_overrides, tmp_path, 2, *extra)
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
     assert torch.equal(resumed.server.global_flat, full.server.global_flat)
     # the checkpoint is tensors and plain containers: it loads with weights_only=True

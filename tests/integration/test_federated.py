@@ -8,7 +8,7 @@ from speechfl.federated.simulation import Simulation
 from speechfl.federated.update import flatten_params, load_flat_params
 from speechfl.metrics.asr import mean_loss
 from speechfl.models.objective import training_loss
-from tests.integration.helpers import FED_HPARAMS, fed_hparams
+from tests.integration.helpers import FED_HPARAMS, fed_hparams, straight_and_resumed
 
 NO_NOISE = ["--dropout=0.0", "--augment=null"]
 
@@ -43,19 +43,7 @@ def test_fedavg_one_client_one_sgd_step_equals_centralized_step(tiny_hparams_ove
 def test_interrupted_then_resumed_run_is_bit_identical(tiny_hparams_overrides, tmp_path):
     extra = ("--rounds=4", "--clients_per_round=2", "--eval_every=0", "--record_updates=[2]",
              "--uplink={name: ef, inner: {name: topk, fraction: 0.1}}")
-    full = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "a", *extra), progress=False),
-                      tmp_path / "a", progress=False)
-    full.run()
-
-    part = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "b", *extra), progress=False),
-                      tmp_path / "b", progress=False)
-    part.run_round()
-    part.run_round()
-    del part  # "crash" after round 2; the same command again resumes from the checkpoint
-    resumed = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "b", *extra), progress=False),
-                         tmp_path / "b", progress=False)
-    assert resumed.round == 2
-    resumed.run()
+    full, resumed = straight_and_resumed(tiny_hparams_overrides, tmp_path, 2, *extra)  # "crash" after round 2
     assert torch.equal(resumed.server.global_flat, full.server.global_flat)
     assert [r["clients"] for r in resumed.history] == [r["clients"] for r in full.history]
     assert all(c.get("ef_memory") is not None for c in resumed.executor.states.values())
