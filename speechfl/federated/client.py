@@ -149,7 +149,7 @@ def local_train(
         named = dict(model.named_parameters())
         correction = [(named[n], g) for n, g in unflatten((control - c_i).to(device), layout).items()]
 
-    steps, seen, loss_sum, adv_acc = 0, 0, 0.0, []
+    steps, seen, loss_sum, adv_acc, adv_ce, uniform_ce = 0, 0, 0.0, [], [], None
     max_steps = config.local_steps
     epochs = config.local_epochs if config.local_epochs is not None else 10**9
     done = False
@@ -186,6 +186,9 @@ def local_train(
             loss_sum += out.ctc
             if out.adv_accuracy is not None:
                 adv_acc.append(out.adv_accuracy)
+            if out.adv_ce is not None:
+                adv_ce.append(out.adv_ce)
+                uniform_ce = out.adv_uniform_ce
             if max_steps is not None and steps >= max_steps:
                 done = True
                 break
@@ -203,6 +206,9 @@ def local_train(
         meta["global_loss"] = global_loss
     if adv_acc:
         meta["adversary_accuracy"] = sum(adv_acc) / len(adv_acc)
+    if adv_ce:  # the heads' cross-entropy against log C: above it, the encoder fools them instead of hiding
+        meta["adversary_ce"] = sum(adv_ce) / len(adv_ce)
+        meta["adversary_uniform_ce"] = float(uniform_ce)
     if dp is not None:
         meta["epsilon"] = dp.epsilon()
     return Update(client_id=client_id, delta=delta, n_samples=n, metadata=meta)

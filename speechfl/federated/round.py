@@ -182,6 +182,10 @@ def round_record(setup, round_: int, sampled: List[str], malicious: List[str], r
     adv = [m["adversary_accuracy"] for m in meta.values() if "adversary_accuracy" in m]
     if adv:
         record["adversary_train_accuracy"] = _mean(adv)
+    ce = [m["adversary_ce"] for m in meta.values() if "adversary_ce" in m]
+    if ce:  # issue 19: the adversary's loss against the uniform guess's, log C, every round
+        record["adversary_ce"] = _mean(ce)
+        record["adversary_uniform_ce"] = max(m["adversary_uniform_ce"] for m in meta.values() if "adversary_ce" in m)
     if setup.dp_user is not None:
         record["epsilon"] = user_level_epsilon(setup)
         record["dp"] = agg.dp

@@ -4,6 +4,8 @@ A file whose aggregator needs more clients than the tiny corpus has (Krum with f
 must fail at setup with a clear message, before any training.
 """
 
+import math
+
 import pytest
 
 from speechfl.experiment.hparams import load_hparams
@@ -35,6 +37,9 @@ def test_recipe_runs_one_round_in_debug_size(path, tiny_hparams_overrides, tmp_p
         assert r["epsilon_sample_max"] > 0
     if hp.get("adversary"):
         assert r["adversary_train_accuracy"] is not None
+        # the heads' cross-entropy beside log C (C classes: exp of it is the class count)
+        assert math.isfinite(r["adversary_ce"]) and r["adversary_ce"] > 0
+        assert r["adversary_uniform_ce"] > 0 and abs(math.exp(r["adversary_uniform_ce"]) - round(math.exp(r["adversary_uniform_ce"]))) < 1e-6
     if hp.get("malicious"):
         assert res["attack"]["malicious_clients"]
     if hp.get("uplink"):
