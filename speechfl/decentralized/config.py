@@ -73,29 +73,53 @@ class GossipConfig:
 
 
 def check_composition(setup, cfg: GossipConfig, distributed: bool) -> None:
-    """Refuse, with the reason, every mechanism gossip does not compose with (never silently off)."""
-    h = setup.hparams
-    if setup.secagg is not None:
+    """Refuse, with the reason, every mechanism gossip does not compose with (never silently off).
+
+    ``setup`` is the built :class:`~speechfl.federated.setup.FederatedSetup`; the same checks run
+    before any data work through :func:`check_before_data`, so this second pass only adds the
+    one that needs the partition (``clients_per_round`` as a count must be every node).
+    """
+    _check(setup.hparams, setup.secagg, setup.dp_user, setup.downlink, setup.uplink, setup.robust,
+           bool(setup.malicious), setup.update_attack, cfg, distributed)
+    cpr = setup.hparams.get("clients_per_round", 1.0)
+    if isinstance(cpr, int) and cpr != len(setup.partition.client_ids):
+        raise ValueError(f"clients_per_round={cpr!r}: every gossip node trains every round, and the partition has "
+                         f"{len(setup.partition.client_ids)} nodes (use gossip.pairing for time-varying communication)")
+
+
+def check_before_data(hparams: dict, components, distributed: bool) -> GossipConfig:
+    """The gossip section and its refusals from the configuration alone (before any corpus is touched)."""
+    cfg = GossipConfig.from_hparams(hparams)
+    mech = components.mechanisms
+    mal = mech.malicious
+    has_malicious = mal is not None and bool(mal.count or mal.fraction)
+    _check(hparams, mech.secagg, mech.dp_user, components.downlink, components.uplink, components.robust,
+           has_malicious, mal.update_attack if mal is not None else None, cfg, distributed)
+    return cfg
+
+
+def _check(h, secagg, dp_user, downlink, uplink, robust, malicious: bool, update_attack, cfg: GossipConfig,
+           distributed: bool) -> None:
+    if secagg is not None:
         raise ValueError("secagg masks cancel only in a sum at a server; gossip has no server (use gossip.noise)")
-    if setup.dp_user is not None:
+    if dp_user is not None:
         raise ValueError("dp_user calibrates noise to a server's clipped mean; in gossip use gossip.noise (Muffliato)")
-    if setup.downlink is not None:
+    if downlink is not None:
         raise ValueError("downlink compresses a server broadcast; gossip has none (CHOCO compresses with uplink)")
     cpr = h.get("clients_per_round", 1.0)
-    every = (isinstance(cpr, float) and cpr == 1.0) or (isinstance(cpr, int) and cpr == len(setup.partition.client_ids))
-    if not every:
+    if isinstance(cpr, float) and cpr != 1.0:
         raise ValueError(f"clients_per_round={cpr!r}: every gossip node trains every round (use gossip.pairing "
                          "for time-varying communication)")
     opt = h.get("server_optimizer", "fedavg")
     opt = {"name": opt} if isinstance(opt, str) else dict(opt)
     if opt.get("name") != "fedavg" or float(opt.get("lr", 1.0)) != 1.0:
         raise ValueError(f"server_optimizer={opt}: gossip has no server step; leave it at {{name: fedavg, lr: 1.0}}")
-    robust_name = getattr(setup.robust, "name", "")
+    robust_name = getattr(robust, "name", "")
     neighbourhood_rule = robust_name not in ("mean", "weighted_mean")
     if cfg.algorithm == "dpsgd" and h.get("uplink"):
         raise ValueError("D-PSGD sends full models; to compress gossip use gossip.algorithm=choco with uplink")
     if cfg.algorithm == "choco":
-        if setup.malicious and setup.update_attack is not None:
+        if malicious and update_attack is not None:
             raise ValueError("CHOCO's public copies x_hat assume every neighbour receives the same message; a "
                              "Byzantine node forging per-receiver messages breaks that (use algorithm=dpsgd)")
         if neighbourhood_rule or cfg.clipping:
@@ -107,12 +131,12 @@ def check_composition(setup, cfg: GossipConfig, distributed: bool) -> None:
         if cfg.pairing:
             raise ValueError("CHOCO's public copy of a node is held by all its neighbours and must be updated by "
                              "all of them every round; random pairings would leave them inconsistent")
-        if not getattr(setup.uplink, "nestable", True) or getattr(setup.uplink, "requires_server_state", False):
-            raise ValueError(f"uplink {setup.uplink.name!r} keeps an error memory; CHOCO's public copies x_hat already "
+        if not getattr(uplink, "nestable", True) or getattr(uplink, "requires_server_state", False):
+            raise ValueError(f"uplink {uplink.name!r} keeps an error memory; CHOCO's public copies x_hat already "
                              "are that memory (Koloskova et al. 2019): give the inner compressor directly")
-        if getattr(setup.uplink, "shared_support", False):
+        if getattr(uplink, "shared_support", False):
             raise ValueError("a shared random-k mask needs a server; CHOCO nodes compress independently")
-    if neighbourhood_rule and getattr(setup.robust, "stateful", False):
+    if neighbourhood_rule and getattr(robust, "stateful", False):
         raise ValueError(f"aggregator {robust_name!r} keeps one [d] state across rounds (a server's); gossip would "
                          "share it between every node's neighbourhood. Use a stateless rule or gossip.clipping")
     if neighbourhood_rule and cfg.clipping:
@@ -124,6 +148,6 @@ def check_composition(setup, cfg: GossipConfig, distributed: bool) -> None:
     if distributed and h.get("record_updates"):
         raise ValueError("record_updates saves what every node received, which no single rank holds; record with "
                          "engine=gossip (bitwise the same run)")
-    if distributed and setup.malicious and setup.update_attack is not None:
+    if distributed and malicious and update_attack is not None:
         raise ValueError("omniscient update attacks forge messages from the receiver's and its neighbours' models, "
                          "which one rank does not hold; run them with engine=gossip (data attacks work in both)")

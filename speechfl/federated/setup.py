@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 
-from speechfl.config import Components, ExperimentConfig, build_components, check_against_partition
+from speechfl.config import Components, Engine, ExperimentConfig, build_components, check_against_partition
 from speechfl.config.protocols import RobustAggregator, ServerStep, UplinkCompressor
 from speechfl.data.dataset import DataTransforms, make_dataset, make_loader, read_manifest
 from speechfl.data.partition import Partition, partition_speakers, pooled_partition
@@ -182,6 +182,10 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         from speechfl.anonymization.defense import build_client_anonymizer
 
         build_client_anonymizer(hparams["anonymize"], seed)  # bad names/params fail before the corpus
+    if engine.kind == "decentralized":  # the gossip section and what gossip cannot compose with
+        from speechfl.decentralized.config import check_before_data
+
+        check_before_data(hparams, components, distributed=engine is Engine.GOSSIP_DIST)
     torch.manual_seed(seed)
 
     corpus = prepare_corpus(hparams, progress=progress)

@@ -11,7 +11,7 @@ import speechfl.federated.setup as setup_stage
 from speechfl.config import ConfigError, ExperimentConfig, build_components
 from speechfl.experiment.hparams import load_hparams
 from speechfl.experiment.run import run_federated
-from tests.integration.helpers import FED_HPARAMS
+from tests.integration.helpers import FED_HPARAMS, RECIPES
 
 SEC, ROB = "--secagg={}", "--aggregator={name: trimmed_mean, f: 1}"
 DPU = "--dp_user={clip: 0.5, noise_multiplier: 1.0, delta: 1.0e-3}"
@@ -51,6 +51,11 @@ SETUP_REFUSALS = [
     (("--dp_sample={noise_multiplier: 1.0, max_grad_norm: 1.0, delta: 1.0e-5}", "--encoder=conformer"),
      r"dp_sample: Opacus cannot compute per-sample gradients of encoder"),
     (("--anonymize=no_such_anonymizer",), r"no_such_anonymizer"),
+    # what gossip cannot compose with (speechfl.decentralized.config.check_before_data)
+    (("--engine=gossip", "--uplink={name: topk, fraction: 0.1}"), r"D-PSGD sends full models"),
+    (("--engine=gossip", "--downlink=fp16"), r"downlink compresses a server broadcast"),
+    (("--engine=gossip", "--clients_per_round=0.5"), r"every gossip node trains every round"),
+    (("--engine=gossip-dist", "--record_updates=[1]"), r"record with engine=gossip"),
 ]
 
 
@@ -95,3 +100,15 @@ def test_a_composing_configuration_reaches_the_corpus(tmp_path, no_corpus):
     assert mechanisms.secagg.seed == 1234 and mechanisms.secagg.modulus_bits == 32  # the run seed, the defaults
     assert (mechanisms.dp_user.clip, mechanisms.dp_user.noise_multiplier) == (0.5, 1.0)
     assert mechanisms.malicious.count == 1 and mechanisms.malicious.update_attack.name == "sign_flip"
+
+
+@pytest.mark.parametrize("gossip,message", [
+    ("{algorithm: push_sum}", r"gossip.algorithm must be one of"),
+    ("{algorithm: choco, clipping: {radius: null}}", r"robust neighbour aggregation is defined on neighbours' models"),
+])
+def test_gossip_section_refusals_come_before_the_corpus(tmp_path, no_corpus, gossip, message):
+    recipe = RECIPES / "decentralized" / "hparams" / "synthetic_gossip.yaml"
+    overrides = [f"--data_folder={no_corpus}", f"--output_folder={tmp_path / 'out'}", f"--gossip={gossip}"]
+    with pytest.raises(ValueError, match=message):
+        run_federated(load_hparams(recipe, overrides), str(recipe), overrides, progress=False)
+    assert not no_corpus.exists()
