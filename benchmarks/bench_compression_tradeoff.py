@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_compression_tradeoff.py                 # 8 rounds, the default rows
-    python benchmarks/bench_compression_tradeoff.py --only sign_ef,randk25_sign_ef@12
+    python benchmarks/bench_compression_tradeoff.py                 # 64 rounds, the default rows
+    python benchmarks/bench_compression_tradeoff.py --only sign_ef,randk25_sign_ef@96
 
 Every run uses the same data, model, seed and client training (``_runner.BENCH_CONFIG``); only
 the uplink compressor changes, and a ``name@R`` row trains that compressor for R rounds instead
@@ -29,7 +29,7 @@ COMPRESSORS = {
                        "{name: sign}]}}",
     "randk1_shared": "{name: randk, fraction: 0.01, unbiased: false}",
 }
-DEFAULT = "fp32,fp16,qsgd8,sign_ef,powersgd1_ef,topk1_q8_ef,randk25_sign_ef,randk25_sign_ef@12,randk1_shared"
+DEFAULT = "fp32,fp16,qsgd8,sign_ef,powersgd1_ef,topk1_q8_ef,randk25_sign_ef,randk25_sign_ef@96,randk1_shared"
 
 
 def parse_row(spec: str, rounds: int):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_federated.py                     # the trade-off benchmarks' setting, 8 rounds
+    python benchmarks/bench_federated.py                     # the trade-off benchmarks' setting, 64 rounds
     python benchmarks/bench_federated.py --fed "--server_optimizer={name: scaffold}"   # federated run only
     python benchmarks/bench_federated.py --recipe-defaults   # the recipe's own: every client, 1 local epoch
 
@@ -47,7 +47,9 @@ def main(argv=None):
     from _runner import machine_info
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=8)
+    from _runner import ROUNDS
+
+    p.add_argument("--rounds", type=int, default=ROUNDS)
     p.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "synthetic")
     p.add_argument("--recipe-defaults", action="store_true", help="the recipe's hparams instead of BENCH_CONFIG")
     p.add_argument("--fed", default="", help="';'-separated overrides for the federated run only")
