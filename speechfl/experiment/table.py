@@ -19,6 +19,9 @@ fbank_top1          ``privacy.fbank.strongest.top1`` (raw-feature reference)
 linkage_acc         ``privacy.linkage.accuracy``
 source_inf_acc      ``privacy.source_inference.accuracy``
 membership_auc      ``privacy.membership.auc``
+charset_f1          ``privacy.reconstruction.labels.recorded.f1`` (character sets from the CTC head's update)
+footprint_eer       ``privacy.reconstruction.local_model.recorded.footprint_eer`` (speaker EER of the
+                    recovered local models; 0.5 = chance); both need ``evaluate --threats reconstruction``
 wer_under_attack    ``test.wer`` when ``attack`` is present (malicious clients)
 backdoor_success    ``attack.backdoor_success.success_rate`` (fraction)
 uplink_mb           ``communication.bytes_up_total`` / 1e6 (federated runs only)
@@ -158,6 +161,9 @@ COLUMNS = (
     Column("linkage_acc", "linkage acc", ".3f", lambda r: _privacy(r, "linkage", "accuracy")),
     Column("source_inf_acc", "source inf acc", ".3f", lambda r: _privacy(r, "source_inference", "accuracy")),
     Column("membership_auc", "membership AUC", ".3f", lambda r: _privacy(r, "membership", "auc")),
+    Column("charset_f1", "char-set F1", ".3f", lambda r: _privacy(r, "reconstruction", "labels.recorded.f1")),
+    Column("footprint_eer", "footprint EER", ".3f",
+           lambda r: _privacy(r, "reconstruction", "local_model.recorded.footprint_eer")),
     Column("wer_under_attack", "WER under attack %", ".2f", lambda r: _under_attack(r, "test.wer", "no test result")),
     Column("backdoor_success", "backdoor success", ".3f", backdoor_success_rate),
     Column("uplink_mb", "uplink MB", ".2f", uplink_mb),

@@ -29,6 +29,8 @@ def evaluated_results():
             "linkage": {"accuracy": 0.75, "chance": 0.25, "eer": 0.3},
             "source_inference": {"skipped": "fewer than two recorded clients"},
             "membership": {"auc": 0.55, "tpr_at_1fpr": 0.02},
+            "reconstruction": {"labels": {"recorded": {"f1": 0.875}},
+                               "local_model": {"recorded": {"footprint_eer": 0.25}}},
         },
     }
 
@@ -92,6 +94,7 @@ def test_csv_round_trips_numbers_and_marks_na_with_reason():
     assert len(rows) == 2
     assert list(rows[0])[:4] == ["cell", "defense", "kind", "status"] and list(rows[0])[4:] == list(COLUMN_KEYS)
     assert float(rows[0]["test_wer"]) == 42.5 and float(rows[0]["uplink_mb"]) == 2.5
+    assert float(rows[0]["charset_f1"]) == 0.875 and float(rows[0]["footprint_eer"]) == 0.25
     assert rows[0]["source_inf_acc"] == "n/a: skipped: fewer than two recorded clients"
     assert rows[1]["status"] == "failed" and rows[1]["test_wer"] == "n/a: run failed"
 
