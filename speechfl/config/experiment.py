@@ -91,6 +91,14 @@ def _client(hparams: Mapping, engine: Engine):
         config = ClientConfig(**spec)
     except (TypeError, ValueError) as exc:
         raise ConfigError("client", str(exc)) from None
+    if config.group_dro is not None:
+        if not engine.pooled:
+            raise ConfigError("client.group_dro", f"group DRO over a batch needs a client holding several groups "
+                                                  f"(engine=centralized); with engine={engine.value} each client holds "
+                                                  "one speaker: use server_optimizer afl, ctc_dro or group_reweight")
+        if hparams.get("dp_sample"):
+            raise ConfigError("client.group_dro", "dp_sample's Poisson batches and per-sample clipping are not "
+                                                  "defined for a group-weighted loss; use one or the other")
     return dataclasses.replace(config, keep_optimizer_state=True) if engine.pooled else config
 
 

@@ -20,8 +20,9 @@ in Speech Recognition") observed that CTC losses scale with utterance length, so
 weight can run away; its smoothed update divides the loss by ``lambda_g + alpha``, bounding
 how fast a heavy group grows. Our ``F_k`` is the CTC loss normalised per target token and
 averaged per utterance (``reduction='mean'``), which removes the first-order length
-dependence; CTC-DRO's length-matched batches are *not* implemented (a client's loss is over
-all its utterances, not over duration-matched batches).
+dependence. CTC-DRO's length-matched batches need one batch holding several groups, which
+a one-speaker client never has: they are part of the centralized equivalent,
+``client.group_dro: {rule: ctc_dro, length_matched: true}`` (:mod:`speechfl.fairness.pooled`).
 
 ``group_reweight`` keeps ``lambda`` fixed (uniform over groups unless given): every group gets
 the same total weight whatever its number of clients or samples (inverse-frequency

@@ -53,6 +53,7 @@ class ClientConfig:
     keep_optimizer_state: bool = False  # stateful clients (the centralized reference uses it)
     lr_decay: float = 1.0
     report_global_loss: bool = False
+    group_dro: Optional[Dict] = None  # centralized group DRO over the batch's utterances (speechfl.fairness.pooled)
 
     def __post_init__(self):
         if (self.local_epochs is None) == (self.local_steps is None):
@@ -63,6 +64,25 @@ class ClientConfig:
             raise ValueError("batch_size must be >= 1")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.group_dro is not None:
+            from speechfl.fairness.pooled import PooledGroupSpec
+
+            PooledGroupSpec.parse(self.group_dro)  # a bad rule or key fails at configuration time
+
+
+def _pooled_group_dro(config: ClientConfig, dataset, state, seed: int, n: int, collate_fn):
+    """The pooled client's :class:`~speechfl.fairness.pooled.OnlineGroupDRO` (its ``lambda`` restored from
+    the persistent state) and, with ``length_matched``, the loader of length-matched batches."""
+    from speechfl.fairness.pooled import OnlineGroupDRO, PooledGroupSpec, dataset_groups, make_group_loader
+
+    if state is None:
+        raise ValueError("client.group_dro keeps lambda in the client's persistent state, which this engine lacks")
+    spec = PooledGroupSpec.parse(config.group_dro)
+    dro = OnlineGroupDRO(spec, dataset_groups(dataset, spec.attribute))
+    if "group_dro" in state:
+        dro.load_state_dict(state["group_dro"])
+    steps = config.local_steps or config.local_epochs * -(-n // config.batch_size)
+    return dro, make_group_loader(dataset, spec, config.batch_size, seed, steps, collate_fn)
 
 
 def client_seed(seed: int, round_: int, client_id: str) -> int:
@@ -132,6 +152,10 @@ def local_train(
     if config.keep_optimizer_state and state is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     loader = make_loader(dataset, config.batch_size, shuffle=True, seed=cseed)
+    group_dro = None
+    if config.group_dro is not None:
+        group_dro, group_loader = _pooled_group_dro(config, dataset, state, cseed, n, loader.collate_fn)
+        loader = group_loader or loader
     train_model = model
     if dp is not None:
         train_model, optimizer = dp.wrap(model, optimizer, batch_size=config.batch_size, n_samples=n)
@@ -164,7 +188,7 @@ def local_train(
                     break
                 continue
             out = training_loss(model, batch, step=step_offset + steps, label_maps=label_maps,
-                                augment=augment, device=device, forward=train_model)
+                                augment=augment, device=device, forward=train_model, group_dro=group_dro)
             if out.reinitialised:
                 model.adversary.clear_optimizer_state(optimizer, out.reinitialised)
             loss = out.loss
@@ -198,6 +222,8 @@ def local_train(
         model = dp.unwrap(train_model)
     if config.keep_optimizer_state and state is not None:
         state["optimizer"] = optimizer.state_dict()
+    if group_dro is not None:
+        state["group_dro"] = group_dro.state_dict()
     delta = flatten_params(model, layout).cpu() - global_flat.cpu()
     if control is not None:
         state["scaffold_c"] = c_i - control.cpu() - delta / (steps * float(opt_spec["lr"]))
@@ -206,6 +232,8 @@ def local_train(
         meta["global_loss"] = global_loss
     if adv_acc:
         meta["adversary_accuracy"] = sum(adv_acc) / len(adv_acc)
+    if group_dro is not None:
+        meta["group_lambda"] = {g: float(v) for g, v in zip(group_dro.names, group_dro.lam.tolist())}
     if adv_ce:  # the heads' cross-entropy against log C: above it, the encoder fools them instead of hiding
         meta["adversary_ce"] = sum(adv_ce) / len(adv_ce)
         meta["adversary_uniform_ce"] = float(uniform_ce)

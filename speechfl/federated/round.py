@@ -182,6 +182,9 @@ def round_record(setup, round_: int, sampled: List[str], malicious: List[str], r
     adv = [m["adversary_accuracy"] for m in meta.values() if "adversary_accuracy" in m]
     if adv:
         record["adversary_train_accuracy"] = _mean(adv)
+    lam = [m["group_lambda"] for m in meta.values() if "group_lambda" in m]
+    if lam:  # client.group_dro (centralized: one pooled client) after this round's last step
+        record["group_lambda"] = lam[-1]
     ce = [m["adversary_ce"] for m in meta.values() if "adversary_ce" in m]
     if ce:  # issue 19: the adversary's loss against the uniform guess's, log C, every round
         record["adversary_ce"] = _mean(ce)

@@ -32,6 +32,12 @@ def ctc_objective(out: ASROutput, tokens: torch.Tensor, token_lens: torch.Tensor
     return ctc_loss(out.log_probs, tokens, out.lengths, token_lens, blank_index=blank)
 
 
+def per_utterance_ctc(out: ASROutput, tokens: torch.Tensor, token_lens: torch.Tensor, blank: int = 0) -> torch.Tensor:
+    """``[B]`` CTC losses, each divided by its target length (SpeechBrain's ``reduction='batch'``): their
+    mean is :func:`ctc_objective`."""
+    return ctc_loss(out.log_probs, tokens, out.lengths, token_lens, blank_index=blank, reduction="batch")
+
+
 def adversary_labels(batch, label_maps: Dict[str, Dict[str, int]], target: str) -> torch.Tensor:
     """Integer labels for the adversary's target attribute ('speaker' or 'gender')."""
     key = {"speaker": "spk_id", "gender": "gender"}[target]
@@ -52,6 +58,7 @@ def training_loss(
     augment=None,
     device: str | torch.device = "cpu",
     forward=None,
+    group_dro=None,
 ) -> LossOutput:
     """Forward one PaddedBatch and return the loss to back-propagate.
 
@@ -67,7 +74,10 @@ def training_loss(
     if bottleneck is not None:
         bottleneck.set_step(step)  # the VQ warm-up is a function of the global step
     out = (forward or model)(feats, lens)
-    ctc = ctc_objective(out, tokens, token_lens)
+    if group_dro is None:
+        ctc = ctc_objective(out, tokens, token_lens)
+    else:  # centralized group DRO: the batch's per-utterance losses weighted by group (speechfl.fairness.pooled)
+        ctc = group_dro.loss(per_utterance_ctc(out, tokens, token_lens), list(batch.gender))
     loss, adv_loss, adv_acc, reset = ctc, None, None, ()
     if bottleneck is not None and model.training:
         loss = loss + bottleneck.aux_loss  # VQ codebook + commitment terms of this forward

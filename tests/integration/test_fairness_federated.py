@@ -78,3 +78,21 @@ def test_ctc_dro_resumes_bit_identically(tiny_hparams_overrides, tmp_path):
     resumed.run()
     assert torch.equal(resumed.server.global_flat, full.server.global_flat)
     assert torch.equal(resumed.server.optimizer.lam, full.server.optimizer.lam)
+
+
+def test_centralized_group_dro_moves_lambda_with_length_matched_batches(tiny_hparams_overrides, tmp_path):
+    """The centralized equivalent: one pooled client, per-batch group DRO (speechfl.fairness.pooled)."""
+    from speechfl.experiment.hparams import load_hparams
+    from speechfl.experiment.results import RunResults
+    from speechfl.experiment.run import run_federated
+    from tests.integration.helpers import FED_HPARAMS, TINY_MODEL
+
+    argv = [*tiny_hparams_overrides, f"--output_folder={tmp_path / 'run'}", *TINY_MODEL, "--rounds=2",
+            "--engine=centralized", "--clients_per_round=1", "--eval_every=0",
+            "--client={local_epochs: null, local_steps: 3, batch_size: 4, optimizer: {name: adam, lr: 0.003}, "
+            "group_dro: {rule: ctc_dro, eta: 1.0, length_matched: true}}"]
+    res = run_federated(load_hparams(FED_HPARAMS, argv), str(FED_HPARAMS), argv, progress=False)
+    assert RunResults.from_dict(res).to_dict() == res
+    lams = [r["group_lambda"] for r in res["rounds"]]
+    assert all(set(lam) == {"F", "M"} and sum(lam.values()) == pytest.approx(1.0) for lam in lams)
+    assert lams[0]["F"] != 0.5 and lams[1] != lams[0]  # the state carries over rounds and keeps moving
