@@ -21,9 +21,10 @@ CLIENTS_PER_ROUND, LOCAL_STEPS, ROUNDS = 8, 5, 64
 LOCAL_LR = 0.002
 
 
-def client_override(local_steps: int, lr: float = LOCAL_LR) -> str:
+def client_override(local_steps: int, lr: float = LOCAL_LR, more: str = "") -> str:
+    """The ``--client`` override of the setting; ``more`` adds keys (e.g. ``"group_dro: afl"``)."""
     return (f"--client={{local_epochs: null, local_steps: {local_steps}, batch_size: 4, "
-            f"optimizer: {{name: adam, lr: {lr}}}, max_grad_norm: 5.0}}")
+            f"optimizer: {{name: adam, lr: {lr}}}, max_grad_norm: 5.0{', ' + more if more else ''}}}")
 
 
 BENCH_CONFIG = [
