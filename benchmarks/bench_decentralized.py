@@ -7,9 +7,9 @@ Usage::
     python benchmarks/bench_decentralized.py --rounds 2 --cells fedavg,dpsgd_exponential,choco_top1
     python benchmarks/bench_decentralized.py --rounds 1 --cells dist_overhead --processes 4
 
-Setting: :data:`_runner.BENCH_CONFIG` (the trade-off benchmarks' Conformer-tiny model, 40 Adam steps of
+Setting: :data:`_runner.BENCH_CONFIG` (the trade-off benchmarks' Conformer-tiny model, 5 Adam steps of
 4 utterances per client per round) with every one of the 32 training speakers a node that trains every
-round. The FedAvg reference runs *all* 32 clients per round, so both sides make the same local steps.
+round (so a round costs 4x a trade-off round: the committed figures use ``--rounds 24``). The FedAvg reference runs *all* 32 clients per round, so both sides make the same local steps.
 
 Targets (issue 16): D-PSGD on the exponential graph within 1.3x of FedAvg's CER (ring and torus
 beside it); CHOCO with top-1 % or sign >= 30x fewer bytes per node than D-PSGD at <= +15 % relative
