@@ -52,7 +52,14 @@ CELLS = {
     **{f"{a}_{rule}": ("gossip", [ALL, gossip("exponential", **({"clipping": "{radius: null}"} if rule == "clipped"
                                                                   else {})), f"--malicious={m}"])
        for a, m in MAL.items() for rule in ("plain", "clipped")},
+    # more defenses against the same Byzantine nodes (not in the default run): the 3 farthest neighbours clipped
+    # (20 % of a degree-9 neighbourhood is ~2 Byzantine neighbours), a trimmed mean over each neighbourhood
+    **{f"{a}_clipped3": ("gossip", [ALL, gossip("exponential", clipping="{radius: null, farthest: 3}"),
+                                    f"--malicious={m}"]) for a, m in MAL.items()},
+    **{f"{a}_trimmed": ("gossip", [ALL, gossip("exponential"), "--aggregator={name: trimmed_mean, f: 2}",
+                                   f"--malicious={m}"]) for a, m in MAL.items()},
 }
+DEFAULT_CELLS = [c for c in CELLS if not c.endswith(("_clipped3", "_trimmed"))]
 
 
 def run_gossip(corpus, out, rounds, extra):
@@ -94,7 +101,8 @@ def dist_overhead(corpus, work, rounds, model, processes):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(p)
-    p.add_argument("--cells", default=",".join([*CELLS, "dist_overhead"]))
+    p.add_argument("--cells", default=",".join([*DEFAULT_CELLS, "dist_overhead"]),
+                   help="comma-separated, from " + ",".join([*CELLS, "dist_overhead"]))
     p.add_argument("--processes", type=int, default=4, help="gossip-dist ranks for dist_overhead")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
@@ -133,7 +141,7 @@ def main(argv=None):
                             f"{100 * (by[c]['test_cer'] / ref['test_cer'] - 1):+.1f}% (target >= 30x at <= +15%)")
     clean = by.get("dpsgd_exponential", {}).get("honest_node_cer_mean")
     for a in MAL:
-        for rule in ("plain", "clipped"):
+        for rule in ("plain", "clipped", "clipped3", "trimmed"):
             c = f"{a}_{rule}"
             if c in by and clean:
                 verdicts.append(f"{c}: honest-node CER {by[c]['honest_node_cer_mean']:.2f}% = "

@@ -28,7 +28,8 @@ class GossipConfig:
         Time-varying random pairings over the topology's edges (gossip learning) instead of
         Metropolis-Hastings mixing with every neighbour.
     clipping : mapping or None
-        ClippedGossip ``{radius: null}`` (He et al.'s rule) or ``{radius: 0.5}``.
+        ClippedGossip ``{radius: null}`` (He et al.'s rule), ``{radius: null, farthest: 3}`` (the 3
+        farthest neighbours clipped to the 4th) or ``{radius: 0.5}``.
     noise : mapping or None
         Muffliato local noise ``{clip: C, noise_multiplier: sigma, alpha: 2}``.
     eval_nodes : int or None
@@ -62,7 +63,13 @@ class GossipConfig:
         if not 0.0 < float(cfg.gamma) <= 1.0:
             raise ValueError(f"gossip.gamma (CHOCO consensus step) must be in (0, 1], got {cfg.gamma!r}")
         if cfg.clipping is not None:
-            require_keys(dict(cfg.clipping), {"radius"}, "gossip.clipping")
+            clipping = dict(cfg.clipping)
+            require_keys(clipping, {"radius", "farthest"}, "gossip.clipping")
+            if clipping.get("radius") is not None and "farthest" in clipping:
+                raise ValueError("gossip.clipping: give a fixed radius or farthest (the adaptive radius), not both")
+            farthest = clipping.get("farthest", 1)
+            if isinstance(farthest, bool) or not isinstance(farthest, int) or farthest < 1:
+                raise ValueError(f"gossip.clipping.farthest must be an integer >= 1, got {farthest!r}")
         if cfg.noise is not None:
             require_keys(dict(cfg.noise), {"clip", "noise_multiplier", "alpha"}, "gossip.noise")
         if cfg.eval_nodes is not None and int(cfg.eval_nodes) < 1:

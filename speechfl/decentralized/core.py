@@ -241,7 +241,9 @@ class GossipCore:
                 if vec is not None:
                     received[j] = vec
             if self.cfg.clipping is not None:
-                new_x[i] = clipped_gossip(i, half[i], received, w[i], (self.cfg.clipping or {}).get("radius"))
+                clipping = self.cfg.clipping or {}
+                new_x[i] = clipped_gossip(i, half[i], received, w[i], clipping.get("radius"),
+                                          int(clipping.get("farthest", 1)))
             elif self.robust_rule and received:
                 new_x[i] = robust_neighbourhood(i, half[i], received, self.setup.robust)
             else:

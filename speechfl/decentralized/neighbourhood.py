@@ -14,7 +14,8 @@ every engine (in-process and torch.distributed give bitwise equal models).
   With ``tau=None`` the radius follows the authors' code (``SelfCenteredClipping`` in
   epfml/byzantine-robust-decentralized-optimizer): ``tau_i`` is the second-largest distance
   ``||m_j - x_i||`` among the neighbours (the only distance when there is one neighbour), so
-  the farthest neighbour is always clipped down to the runner-up.
+  the farthest neighbour is always clipped down to the runner-up. ``farthest: b`` clips the ``b``
+  farthest down to the ``(b+1)``-th (for ``b`` expected Byzantine neighbours).
 - :func:`robust_neighbourhood`: any of our robust pipelines (median, trimmed mean, Krum, ...)
   applied to the rows ``[x_i, m_j for j in N_i]`` (unweighted: these rules ignore ``W``).
 """
@@ -36,12 +37,18 @@ def gossip_average(i: int, own: torch.Tensor, received: Dict[int, torch.Tensor],
     return out
 
 
-def clipping_radius(own: torch.Tensor, received: Dict[int, torch.Tensor]) -> float:
-    """He et al.'s rule: the second-largest neighbour distance (the only one with one neighbour)."""
+def clipping_radius(own: torch.Tensor, received: Dict[int, torch.Tensor], farthest: int = 1) -> float:
+    """The ``(farthest + 1)``-th largest neighbour distance, so the ``farthest`` farthest neighbours are
+    clipped down to it. ``farthest=1`` is He et al.'s rule (the second-largest; the only distance with
+    one neighbour); with ``farthest`` at or above the degree every neighbour is clipped to the nearest."""
+    if farthest < 1:
+        raise ValueError(f"clipping: farthest must be >= 1, got {farthest}")
     dists = sorted(float((received[j] - own).norm()) for j in sorted(received))
     if not dists:
         return 0.0
-    return dists[-2] if len(dists) >= 2 else dists[-1]
+    if len(dists) == 1:
+        return dists[0]
+    return dists[-(farthest + 1)] if len(dists) > farthest else dists[0]
 
 
 def clip(z: torch.Tensor, tau: float) -> torch.Tensor:
@@ -53,9 +60,10 @@ def clip(z: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 def clipped_gossip(i: int, own: torch.Tensor, received: Dict[int, torch.Tensor], row: torch.Tensor,
-                   tau: Optional[float] = None) -> torch.Tensor:
-    """Self-centred clipping: ``x_i + sum_j W_ij CLIP(m_j - x_i, tau_i)``; ``tau=None`` uses :func:`clipping_radius`."""
-    radius = clipping_radius(own, received) if tau is None else float(tau)
+                   tau: Optional[float] = None, farthest: int = 1) -> torch.Tensor:
+    """Self-centred clipping: ``x_i + sum_j W_ij CLIP(m_j - x_i, tau_i)``; ``tau=None`` uses
+    :func:`clipping_radius` (its ``farthest`` neighbours clipped)."""
+    radius = clipping_radius(own, received, farthest) if tau is None else float(tau)
     if radius < 0:
         raise ValueError(f"clipping radius must be >= 0, got {radius}")
     out = own.clone()

@@ -74,3 +74,17 @@ def test_dissensus_star_form_and_forging_with_update_attacks():
                               torch.tensor([0.5], dtype=torch.float64), [T(3.0, 0.0)],
                               torch.tensor([0.25], dtype=torch.float64), gen)
     assert torch.allclose(msgs, torch.tensor([[-1.0, 0.0]]))
+
+
+def test_clipping_the_b_farthest_neighbours_by_hand():
+    own = T(0.0, 0.0)
+    received = {1: T(3.0, 4.0), 2: T(0.0, 2.0), 3: T(1.0, 0.0), 4: T(6.0, 8.0)}  # distances 5, 2, 1, 10
+    assert clipping_radius(own, received) == pytest.approx(5.0)  # farthest=1: the second-largest
+    assert clipping_radius(own, received, farthest=2) == pytest.approx(2.0)  # 10 and 5 clipped to 2
+    assert clipping_radius(own, received, farthest=9) == pytest.approx(1.0)  # all clipped to the nearest
+    row = torch.tensor([0.2, 0.2, 0.2, 0.2, 0.2])
+    # radius 2: (3, 4) -> (1.2, 1.6), (6, 8) -> (1.2, 1.6); (0, 2) and (1, 0) kept
+    expected = 0.2 * (T(1.2, 1.6) + T(0.0, 2.0) + T(1.0, 0.0) + T(1.2, 1.6))
+    assert torch.allclose(clipped_gossip(0, own, received, row, farthest=2), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="farthest must be >= 1"):
+        clipping_radius(own, received, farthest=0)

@@ -104,6 +104,8 @@ def test_a_composing_configuration_reaches_the_corpus(tmp_path, no_corpus):
 
 @pytest.mark.parametrize("gossip,message", [
     ("{algorithm: push_sum}", r"gossip.algorithm must be one of"),
+    ("{clipping: {radius: 0.5, farthest: 2}}", r"a fixed radius or farthest .*not both"),
+    ("{clipping: {radius: null, farthest: 0}}", r"gossip.clipping.farthest must be an integer >= 1"),
     ("{algorithm: choco, clipping: {radius: null}}", r"robust neighbour aggregation is defined on neighbours' models"),
 ])
 def test_gossip_section_refusals_come_before_the_corpus(tmp_path, no_corpus, gossip, message):
