@@ -114,7 +114,7 @@ def main(argv=None):
         entry = {"res": res, "gender": gap}
         if base is None:
             base = entry
-        ref_name = "central" if name.startswith("central") and "central" in out else "fedavg"
+        ref_name = "central" if name.startswith("central") else "fedavg"
         ref = entry if name == "central" else (out.get(ref_name) or base)
         rel = 100 * (gap["mean"] / ref["gender"]["mean"] - 1)
         ratio = gap["gap"] / ref["gender"]["gap"] if ref["gender"]["gap"] else float("nan")
