@@ -168,3 +168,21 @@ def test_random_pairings_send_at_most_one_model_per_node(tiny_hparams_overrides,
     assert 0 < res["decentralized"]["spectral_gap"] < 1  # the run's average pairing matrix, not W = J/4 (gap 1)
     # pairs differ between rounds (seeded by round), so after 2 rounds nodes are still not all equal
     assert len({tuple(v[:5].tolist()) for v in nodes(tmp_path / "pairs").values()}) > 1
+
+
+def test_evaluate_attacks_what_curious_neighbours_received(tiny_hparams_overrides, tmp_path):
+    """``speechfl evaluate`` on a gossip run: the representation attackers and the server-side ones run on the
+    recorded messages (what each node's neighbours received) and say what they rest on."""
+    from speechfl.experiment.evaluate import evaluate_run
+
+    run(tiny_hparams_overrides, tmp_path / "g", "--record_updates=[1, 2]", "--rounds=2",
+        "--gossip={topology: ring, eval_nodes: 1}")
+    res = evaluate_run(tmp_path / "g", attackers=["linear"], progress=False)
+    p = res["privacy"]
+    assert res["kind"] == "decentralized" and p["representations"]["strongest"]["top1"] is not None
+    # 4 ring nodes recorded in rounds 1 and 2: each node's messages are linked across rounds (chance 1/4), and
+    # source inference scores the training utterances against the 4 received models (chance 1/4)
+    assert p["linkage"]["n_clients"] == 4 and p["linkage"]["n_probes"] == 4 and p["linkage"]["chance"] == 0.25
+    assert 0.0 <= p["linkage"]["accuracy"] <= 1.0
+    assert p["source_inference"]["chance"] == 0.25 and p["source_inference"]["n_utts"] > 0
+    assert p["update_gender"]["n_items"] == 8  # 4 nodes x 2 recorded rounds
