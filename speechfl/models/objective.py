@@ -75,10 +75,11 @@ def training_loss(
         bottleneck.set_step(step)  # the VQ warm-up is a function of the global step
     out = (forward or model)(feats, lens)
     if group_dro is None:
-        ctc = ctc_objective(out, tokens, token_lens)
-    else:  # centralized group DRO: the batch's per-utterance losses weighted by group (speechfl.fairness.pooled)
-        ctc = group_dro.loss(per_utterance_ctc(out, tokens, token_lens), list(batch.gender))
-    loss, adv_loss, adv_acc, reset = ctc, None, None, ()
+        ctc = loss = ctc_objective(out, tokens, token_lens)
+    else:  # centralized group DRO: the batch's per-utterance losses weighted by group (speechfl.fairness.pooled);
+        per_utt = per_utterance_ctc(out, tokens, token_lens)  # the reported ctc stays their plain mean
+        ctc, loss = per_utt.mean(), group_dro.loss(per_utt, list(batch.gender))
+    adv_loss, adv_acc, reset = None, None, ()
     if bottleneck is not None and model.training:
         loss = loss + bottleneck.aux_loss  # VQ codebook + commitment terms of this forward
     if model.adversary is not None:
@@ -86,7 +87,7 @@ def training_loss(
             raise ValueError("an adversary is attached but no label maps were given")
         labels = adversary_labels(batch, label_maps, model.adversary.target).to(device)
         adv = model.adversary(out.reps, out.lengths, labels, step)
-        loss = ctc + adv.loss
+        loss = loss + adv.loss
         adv_loss, adv_acc, reset = float(adv.loss.detach()), float(adv.accuracy), adv.reinitialised
         return LossOutput(loss=loss, ctc=float(ctc.detach()), adv_loss=adv_loss, adv_accuracy=adv_acc,
                           reinitialised=reset, adv_ce=adv.ce, adv_uniform_ce=adv.uniform_ce)
