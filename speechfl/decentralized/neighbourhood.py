@@ -46,8 +46,6 @@ def clipping_radius(own: torch.Tensor, received: Dict[int, torch.Tensor], farthe
     dists = sorted(float((received[j] - own).norm()) for j in sorted(received))
     if not dists:
         return 0.0
-    if len(dists) == 1:
-        return dists[0]
     return dists[-(farthest + 1)] if len(dists) > farthest else dists[0]
 
 

@@ -185,10 +185,10 @@ def round_record(setup, round_: int, sampled: List[str], malicious: List[str], r
     lam = [m["group_lambda"] for m in meta.values() if "group_lambda" in m]
     if lam:  # client.group_dro (centralized: one pooled client) after this round's last step
         record["group_lambda"] = lam[-1]
-    ce = [m["adversary_ce"] for m in meta.values() if "adversary_ce" in m]
-    if ce:  # issue 19: the adversary's loss against the uniform guess's, log C, every round
-        record["adversary_ce"] = _mean(ce)
-        record["adversary_uniform_ce"] = max(m["adversary_uniform_ce"] for m in meta.values() if "adversary_ce" in m)
+    with_ce = [m for m in meta.values() if "adversary_ce" in m]
+    if with_ce:  # issue 19: the adversary's loss against the uniform guess's, log C, every round
+        record["adversary_ce"] = _mean([m["adversary_ce"] for m in with_ce])
+        record["adversary_uniform_ce"] = max(m["adversary_uniform_ce"] for m in with_ce)
     if setup.dp_user is not None:
         record["epsilon"] = user_level_epsilon(setup)
         record["dp"] = agg.dp
