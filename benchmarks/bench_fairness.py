@@ -17,9 +17,10 @@ on the FedAvg cell so that ``L ||delta||^2 = F`` at round 1 (``train_loss / upda
 and says so in its output.
 
 Target (issue 18): the best fairness-aware method halves FedAvg's F - M CER gap at <= +5 %
-relative mean CER. The individual-level table is printed for FedAvg and for the speaker
-adversary (a privacy defense); its attacker is a training-free cosine scorer on the encoder
-output (:func:`speechfl.fairness.tradeoff.individual_level`), so its risks are lower bounds.
+relative mean CER. The individual-level table is printed for FedAvg and for two privacy defenses
+(the speaker adversary, and per-utterance instance normalisation of the representation): each test
+speaker's risk under the strongest of the linear, MLP and x-vector attackers trained afresh on half of
+the test speakers' utterances, and a cosine scorer (:func:`speechfl.fairness.tradeoff.individual_level`).
 """
 
 import argparse
@@ -39,6 +40,7 @@ CELLS = {
     "ctc_dro": ["--server_optimizer={name: ctc_dro, eta: 2.0, alpha: 0.1}"],
     "group_reweight": ["--server_optimizer=group_reweight"],
     "adversary": ["--adversary={target: speaker, heads: [mlp], weight: 0.5, schedule: {kind: dann}}"],
+    "instance_norm": ["--bottleneck=[instance_norm]"],
 }
 # The centralized equivalents (speechfl.fairness.pooled): one pooled client with the same client steps per
 # round as the federated cells, the rules acting on each batch; compared with the plain pooled cell.
@@ -56,7 +58,8 @@ CELLS.update({
     "central_afl": _pooled("{rule: afl, eta: 0.01}"),
     "central_ctc_dro": _pooled("{rule: ctc_dro, eta: 0.01, alpha: 0.1, length_matched: true}"),
 })
-INDIVIDUAL = ("fedavg", "adversary")
+INDIVIDUAL = ("fedavg", "adversary", "instance_norm")
+PRIVACY_CELLS = ("adversary", "instance_norm")  # defenses, not fairness methods
 
 
 def _individual_lines(name, ind):
@@ -64,8 +67,8 @@ def _individual_lines(name, ind):
         return [f"  {name}: skipped: {ind['skipped']}"]
     pays = ind["who_pays"]
     lines = [f"  {name}: strongest attacker {ind['strongest_attacker']} "
-             f"(mean risk {', '.join(f'{a} {v:.3f}' for a, v in ind['attackers'].items())}; the same cosine "
-             f"attacker on the input Fbank, a model-independent reference: {ind['raw_fbank_reference']['mean']:.3f})"]
+             f"(mean risk {', '.join(f'{a} {v:.3f}' for a, v in ind['attackers'].items())}; the cosine "
+             f"scorer on the input Fbank, a model-independent reference: {ind['raw_fbank_reference']['mean']:.3f})"]
     groups = ind["privacy_by_gender"]["groups"]
     lines.append("    risk by gender: " + ", ".join(f"{g} {v['mean']:.3f} (n={v['n']})" for g, v in groups.items())
                  + f"; gap {ind['privacy_by_gender']['abs_gap']:.3f}")
@@ -121,12 +124,12 @@ def main(argv=None):
         print(f"{name:22s} CER {gap['mean']:6.2f}% ({rel:+5.1f}% rel)  F {gap['F']:6.2f}  M {gap['M']:6.2f}  "
               f"F-M gap {gap['gap']:+6.2f} ({ratio:.2f}x {'the pooled cell' if ref_name == 'central' else 'FedAvg'}'s)"
               f"  {res['wall']:.0f} s", flush=True)
-        if name in INDIVIDUAL:  # cosine attackers on the test speakers: risks are lower bounds
+        if name in INDIVIDUAL:  # trained and cosine attackers on the test speakers' representations
             entry["individual"] = individual_level(work / name)
             print("\n".join(_individual_lines(name, entry["individual"])), flush=True)
         out[name] = entry
 
-    for ref_name, fair in (("fedavg", [n for n in out if n not in ("fedavg", "adversary") and
+    for ref_name, fair in (("fedavg", [n for n in out if n not in ("fedavg", *PRIVACY_CELLS) and
                                        not n.startswith("central")]),
                            ("central", [n for n in out if n.startswith("central_")])):
         if ref_name not in out or not fair:

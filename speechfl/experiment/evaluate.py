@@ -358,7 +358,7 @@ def evaluate_run(run_dir, *, attackers: Optional[Sequence[str]] = None, baseline
     fair["per_speaker"] = {"wer": ind["per_speaker_wer"], "cer": ind["per_speaker_cer"]}
     from speechfl.fairness.tradeoff import evaluation_sections  # per-group privacy gaps, individual level
 
-    fair.update(evaluation_sections(full, results, model, corpus, device, max_per_speaker))
+    fair.update(evaluation_sections(full, results, model, corpus, device, max_per_speaker, families, seed))
     if ex:
         from speechfl.metrics.fairness import group_breakdown
 

@@ -5,24 +5,30 @@
   (speaker identification top-1 and EER per family, membership AUC, source inference by the
   client's gender) and the gap between groups (fairness *of* privacy).
 * :func:`individual_level`: per-speaker privacy risk on the *test* speakers (the speakers whose
-  WER is measured) from a training-free cosine attacker on the encoder representations
-  (:func:`speechfl.metrics.individual.cosine_trials`), and who pays
-  (:func:`speechfl.metrics.individual.who_pays`). The same attacker on the input Fbank is
-  reported beside it as ``raw_fbank_reference`` (what the audio itself leaks; it does not
-  depend on the model, so it is never the "strongest attacker" of a model). This attacker is
-  weaker than the trained families of ``speechfl evaluate`` (whose per-speaker scores on the
-  held-out verification speakers are not exported): read the risks as lower bounds.
+  WER is measured) and who pays (:func:`speechfl.metrics.individual.who_pays`). The attackers
+  work on the encoder representations of each test speaker's utterances, split into enrolment
+  (even positions) and probes (odd positions): the speaker-attacker families of ``speechfl
+  evaluate`` (linear, MLP, x-vector, ECAPA) trained afresh on the enrolment utterances with one
+  class per test speaker (:func:`speechfl.metrics.individual.trained_trials`), and a
+  training-free cosine scorer (:func:`speechfl.metrics.individual.cosine_trials`). A speaker's
+  risk is the strongest attacker's (the one with the highest mean risk); ``worst_case`` is the
+  maximum over attackers. The cosine scorer on the input Fbank is reported beside it as
+  ``raw_fbank_reference`` (what the audio itself leaks; it does not depend on the model, so it
+  is never the "strongest attacker" of a model).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
 from speechfl.metrics.fairness import group_breakdown
 from speechfl.metrics.individual import (cosine_trials, individual_privacy, speaker_risks, tradeoff_point,
-                                         who_pays)
+                                         trained_trials, who_pays)
+
+# the trained families of the individual level when the caller names none (speechfl evaluate passes its own)
+INDIVIDUAL_FAMILIES = ("linear", "mlp", "xvector")
 
 
 def gender_gap(results: Mapping, metric: str = "cer") -> dict:
@@ -73,7 +79,8 @@ def _pooled(frames) -> np.ndarray:
     return np.stack([np.concatenate([f.numpy().mean(axis=0), f.numpy().std(axis=0)]) for f in frames])
 
 
-def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu") -> dict:
+def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu",
+                     families: Sequence[str] = INDIVIDUAL_FAMILIES, seed: int = 0) -> dict:
     """Per-speaker privacy risk beside per-speaker WER on a finished run's test speakers.
 
     Loads the run folder and calls :func:`individual_level_of`.
@@ -87,10 +94,12 @@ def individual_level(run_dir, max_per_speaker: int = 20, device: str = "cpu") ->
     corpus = prepare_corpus(run.hparams, progress=False)
     model = _build_model(run, read_manifest(corpus.manifests["train"]), device)
     model.load_state_dict(run.state)
-    return individual_level_of(model, corpus, run.results, max_per_speaker=max_per_speaker, device=device)
+    return individual_level_of(model, corpus, run.results, max_per_speaker=max_per_speaker, device=device,
+                               families=families, seed=seed)
 
 
-def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 20, device: str = "cpu") -> dict:
+def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 20, device: str = "cpu",
+                        families: Sequence[str] = INDIVIDUAL_FAMILIES, seed: int = 0) -> dict:
     """Per-speaker privacy risk of ``model`` on ``corpus``'s test speakers beside their WER in ``results``.
 
     Returns ``{"attackers", "strongest_attacker", "risk", "worst_case", "detail", "who_pays",
@@ -113,6 +122,9 @@ def individual_level_of(model, corpus, results: Mapping, max_per_speaker: int = 
     per_attacker, left = {}, []
     scores, true, speakers, left = cosine_trials(_pooled(reps.frames), reps.spk_ids)
     per_attacker["representations/cosine"] = speaker_risks(scores, true, speakers)
+    for family in families:  # trained afresh on the enrolment half of each test speaker's utterances
+        scores, true, speakers, _ = trained_trials(reps.frames, reps.spk_ids, family, seed=seed)
+        per_attacker[f"representations/{family}"] = speaker_risks(scores, true, speakers)
     ind = individual_privacy(per_attacker)
     # the same attacker on the input Fbank: what the raw audio leaks whatever the model (a reference, not a
     # success against the model, so it never counts as the strongest attacker)
@@ -138,8 +150,9 @@ def client_genders(results: Mapping) -> Dict[str, str]:
 
 
 def evaluation_sections(reports: Mapping, results: Mapping, model, corpus, device: str = "cpu",
-                        max_per_speaker: int = 20) -> dict:
+                        max_per_speaker: int = 20, families: Sequence[str] = INDIVIDUAL_FAMILIES,
+                        seed: int = 0) -> dict:
     """What ``speechfl evaluate`` adds under ``fairness``: ``privacy_by_group`` and ``individual_privacy``."""
     return {"privacy_by_group": privacy_group_gaps(reports, client_genders(results)),
             "individual_privacy": individual_level_of(model, corpus, results, max_per_speaker=max_per_speaker,
-                                                      device=device)}
+                                                      device=device, families=families, seed=seed)}

@@ -215,6 +215,25 @@ def tradeoff_pareto(points: Mapping[str, Mapping[str, float]]) -> List[str]:
     return [n for n, keep in zip(names, mask) if keep]
 
 
+def enrol_probe_rows(spk_ids: Sequence[str]) -> tuple:
+    """Each speaker's rows (in the given order) split into enrolment (even positions) and probe (odd positions).
+
+    Returns ``(speakers, enrol, probe_rows, true, left_out)``: the speakers with >= 2 rows (sorted), the
+    enrolment rows as ``(row, column of its speaker)`` pairs, the probe rows with their columns ``true``,
+    and the speakers left out (one row: they cannot be both enrolled and probed).
+    """
+    rows: Dict[str, List[int]] = {}
+    for i, s in enumerate(spk_ids):
+        rows.setdefault(str(s), []).append(i)
+    speakers = sorted(s for s, r in rows.items() if len(r) >= 2)
+    left_out = sorted(s for s, r in rows.items() if len(r) < 2)
+    if len(speakers) < 2:
+        raise ValueError(f"per-speaker trials need two speakers with >= 2 utterances, got {speakers}")
+    enrol = [(i, j) for j, s in enumerate(speakers) for i in rows[s][0::2]]
+    probes = [(i, j) for j, s in enumerate(speakers) for i in rows[s][1::2]]
+    return speakers, enrol, [i for i, _ in probes], np.array([j for _, j in probes], dtype=np.int64), left_out
+
+
 def cosine_trials(embeddings, spk_ids: Sequence[str]) -> tuple:
     """A training-free attacker's score matrix: cosine similarity to per-speaker enrolment means.
 
@@ -232,15 +251,34 @@ def cosine_trials(embeddings, spk_ids: Sequence[str]) -> tuple:
         raise ValueError(f"embeddings must be [n_utts, dim] with one speaker id per row, got {x.shape} "
                          f"and {len(spk_ids)} ids")
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    rows: Dict[str, List[int]] = {}
-    for i, s in enumerate(spk_ids):
-        rows.setdefault(str(s), []).append(i)
-    speakers = sorted(s for s, r in rows.items() if len(r) >= 2)
-    left_out = sorted(s for s, r in rows.items() if len(r) < 2)
-    if len(speakers) < 2:
-        raise ValueError(f"cosine_trials needs two speakers with >= 2 utterances, got {speakers}")
-    models = np.stack([x[rows[s][0::2]].mean(axis=0) for s in speakers])
+    speakers, enrol, probe_rows, true, left_out = enrol_probe_rows(spk_ids)
+    models = np.stack([x[[i for i, c in enrol if c == j]].mean(axis=0) for j in range(len(speakers))])
     models = models / np.maximum(np.linalg.norm(models, axis=1, keepdims=True), 1e-12)
-    probes = [(i, j) for j, s in enumerate(speakers) for i in rows[s][1::2]]
-    scores = x[[i for i, _ in probes]] @ models.T
-    return scores, np.array([j for _, j in probes], dtype=np.int64), speakers, left_out
+    return x[probe_rows] @ models.T, true, speakers, left_out
+
+
+def trained_trials(frames, spk_ids: Sequence[str], family: str, params: Optional[Mapping] = None,
+                   seed: int = 0) -> tuple:
+    """A trained attacker's score matrix: a speaker-attacker family fitted afresh on the enrolment utterances.
+
+    The same enrolment / probe split as :func:`cosine_trials` (even / odd positions of each speaker's
+    utterances). The family (:data:`speechfl.attackers.families.SPEAKER_ATTACKERS`: ``linear``, ``mlp``,
+    ``xvector``, ``ecapa``) is trained from scratch on the enrolment frames with one class per speaker,
+    and ``S[i, j]`` is its log-probability of speaker ``j`` for probe ``i`` (closed-set identification
+    over these speakers; each column also serves as speaker ``j``'s verification model).
+
+    Returns ``(scores [n_probes, n_speakers], true [n_probes], speakers, left_out)``.
+    """
+    import torch
+
+    from speechfl.attackers.families import SPEAKER_ATTACKERS
+
+    if len(frames) != len(spk_ids):
+        raise ValueError(f"{len(frames)} utterances but {len(spk_ids)} speaker ids")
+    attacker = SPEAKER_ATTACKERS.build(family, **dict(params or {}))
+    speakers, enrol, probe_rows, true, left_out = enrol_probe_rows(spk_ids)
+    labels = torch.tensor([j for _, j in enrol], dtype=torch.long)
+    attacker.fit([frames[i] for i, _ in enrol], labels, len(speakers), seed=seed)
+    with torch.no_grad():
+        scores = torch.log_softmax(attacker.logits([frames[i] for i in probe_rows]).double(), dim=1)
+    return scores.numpy(), true, speakers, left_out

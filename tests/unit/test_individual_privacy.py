@@ -88,3 +88,49 @@ def test_cosine_trials_by_hand():
     n1, n2 = np.hypot(2, 0.1), np.hypot(0.1, 3)
     np.testing.assert_allclose(scores, [[2 / n1, 0.1 / n1], [0.1 / n2, 3 / n2]])
     assert speaker_risks(scores, true, speakers)["a"].mrr == 1.0
+
+
+def _toy_frames(offsets, n_frames=6, dim=4, seed=0):
+    """One [n_frames, dim] utterance per offset: noise around the offset's direction."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n_frames, dim, generator=g) * 0.05 + torch.as_tensor(o, dtype=torch.float32)
+            for o in offsets]
+
+
+def test_trained_trials_fit_on_enrolment_and_score_the_probes():
+    from speechfl.metrics.individual import trained_trials
+
+    centre = {"a": [3.0, 0, 0, 0], "b": [0, 3.0, 0, 0], "c": [0, 0, 3.0, 0]}
+    spk = ["a", "a", "b", "b", "c", "c", "a", "a", "b", "b", "c", "c", "d"]
+    frames = _toy_frames([centre.get(s, [0, 0, 0, 3.0]) for s in spk])
+    scores, true, speakers, left = trained_trials(frames, spk, "linear")
+    assert speakers == ["a", "b", "c"] and left == ["d"]
+    # probes are each speaker's odd positions: a: rows 1, 7; b: 3, 9; c: 5, 11
+    assert true.tolist() == [0, 0, 1, 1, 2, 2] and scores.shape == (6, 3)
+    np.testing.assert_allclose(np.exp(scores).sum(axis=1), 1.0, rtol=1e-9)  # log-probabilities
+    risks = speaker_risks(scores, true, speakers)
+    assert all(r.top1 == 1.0 and r.eer == 0.0 and r.risk == 1.0 for r in risks.values())
+
+    # a's probes made to look like b's enrolment: the attacker trained on enrolment only must now rank them
+    # second or worse (a probe's own label is never seen in training)
+    swapped = [f for f in frames]
+    for i in (1, 7):
+        swapped[i] = _toy_frames([centre["b"]], seed=i)[0]
+    scores, true, speakers, _ = trained_trials(swapped, spk, "linear")
+    ranks = identification_ranks(scores, true)
+    assert (ranks[:2] > 1).all() and (ranks[2:] == 1).all()
+    assert speaker_risks(scores, true, speakers)["a"].top1 == 0.0
+
+
+def test_trained_trials_errors_name_the_problem():
+    from speechfl.metrics.individual import trained_trials
+
+    frames = _toy_frames([[1.0, 0, 0, 0]] * 4)
+    with pytest.raises(ValueError, match="4 utterances but 3 speaker ids"):
+        trained_trials(frames, ["a", "a", "b"], "linear")
+    with pytest.raises(ValueError, match="two speakers with >= 2 utterances"):
+        trained_trials(frames, ["a", "a", "a", "b"], "linear")
+    with pytest.raises(Exception, match="no_such_family"):
+        trained_trials(frames, ["a", "a", "b", "b"], "no_such_family")
