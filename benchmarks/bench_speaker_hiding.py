@@ -4,6 +4,13 @@ Usage::
 
     python benchmarks/bench_speaker_hiding.py                       # the reduced centralized sweep
     python benchmarks/bench_speaker_hiding.py --points none,vq48 --steps 600 --engine inprocess
+    python benchmarks/bench_speaker_hiding.py --setting tradeoff --engine inprocess   # the trade-off setting
+
+``--setting small`` (default) trains the small conv_rnn below; ``--setting tradeoff`` trains the trade-off
+benchmarks' model and schedule (``benchmarks/_runner.py``: Conformer tiny, 8 clients x 5 local Adam steps of
+4 utterances x 64 rounds; centralized: one pooled client doing the same 40 steps per round), so its undefended
+point is bench_privacy_tradeoff's ``none``. The ASR warm-up and the heads' re-initialisation period default to a
+quarter and a sixth of one client's total steps there.
 
 Each point trains the small conv_rnn (``hiding_none.yaml`` plus the point's overrides, one fixed seed), then
 extracts the representation of up to ``--per-speaker`` utterances of *every* corpus speaker (train, dev and
@@ -35,12 +42,15 @@ RAMP = "warmup_steps: {w}, schedule: {{kind: linear, lambda_max: 1.0, warmup_ste
 HEADS3 = "heads: [linear, mlp, xvector], reinit_every: {r}"
 
 
-def points(warm: int, reinit: int) -> dict:
-    """Defense name -> overrides; the strength is in the name."""
+def points(warm: int, reinit: int, pool_folder: Path = ROOT / "corpora" / "public_pool") -> dict:
+    """Defense name -> overrides; the strength is in the name. ``pool_*`` points give every client the same
+    16 public synthetic voices (another seed, in no client) as the adversary's negatives."""
     ramp, heads = RAMP.format(w=warm), HEADS3.format(r=reinit)
+    pool = (f"public_pool: {{data_folder: {pool_folder}, split: train, speakers: 16, per_speaker: 10, per_step: 4, "
+            "synthetic: {speakers: 24, utterances: 10, seed: 101}}")
 
-    def conf(w: float) -> str:
-        return f"--adversary={{target: speaker, {heads}, weight: {w}, objective: confusion, {ramp}}}"
+    def conf(w: float, more: str = "") -> str:
+        return f"--adversary={{target: speaker, {heads}, weight: {w}, objective: confusion, {ramp}{more}}}"
     return {
         "none": [],
         "vq256": [f"--bottleneck=[{{name: vq, codes: 256, warmup_steps: {warm}}}]"],
@@ -57,7 +67,20 @@ def points(warm: int, reinit: int) -> dict:
         "fedaws_w0.5": [f"--adversary={{target: speaker, heads: [{{name: class_embedding, embed_dim: 64}}], "
                         f"weight: 0.5, objective: confusion, {ramp}, spread_out: {{margin: 1.0, lr: 0.1, steps: 1}}}}"],
         "vq48_confusion_w0.5": [f"--bottleneck=[{{name: vq, codes: 48, warmup_steps: {warm}}}]", conf(0.5)],
+        "pool_confusion_w0.5": [conf(0.5, ", " + pool)],
+        "pool_confusion_w2": [conf(2.0, ", " + pool)],
+        "pool_reversal_w0.25": [f"--adversary={{target: speaker, {heads}, weight: 0.25, objective: reversal, {ramp}, "
+                                f"{pool}}}"],
     }
+
+
+def model_overrides(args) -> list:
+    """The model and evaluation keys of ``--setting``."""
+    if args.setting == "small":
+        return SMALL
+    from _runner import BENCH_CONFIG  # the benchmarks folder is on sys.path when run as a script
+
+    return [o for o in BENCH_CONFIG if not o.startswith(("--clients_per_round", "--client="))] + ["--eval_every=0"]
 
 
 def train_point(corpus: Path, out: Path, extra: list, args) -> tuple:
@@ -70,7 +93,7 @@ def train_point(corpus: Path, out: Path, extra: list, args) -> tuple:
               f"optimizer: {{name: adam, lr: {args.lr}}}, max_grad_norm: 5.0}}")
     argv = [f"--data_folder={corpus}", f"--feature_cache={corpus.parent / 'feature_cache'}", f"--output_folder={out}",
             f"--synthetic={{speakers: {args.speakers}, utterances: {args.utterances}, seed: 0}}",
-            f"--rounds={args.rounds}", f"--engine={args.engine}", *SMALL, client, *extra]
+            f"--rounds={args.rounds}", f"--engine={args.engine}", *model_overrides(args), client, *extra]
     if args.engine == "centralized":
         argv.append("--clients_per_round=1")
     else:
@@ -130,27 +153,40 @@ def main() -> None:
     p.add_argument("--points", default="none,vq48,vq16,norm_vq48,instance_norm,proj4,reversal_w0.25,confusion_w0.5,"
                    "vq48_confusion_w0.5")
     p.add_argument("--engine", default="centralized", choices=["centralized", "inprocess"])
+    p.add_argument("--setting", default="small", choices=["small", "tradeoff"],
+                   help="small: the conv_rnn below; tradeoff: benchmarks/_runner.py's model and schedule")
     p.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "synthetic")
     p.add_argument("--speakers", type=int, default=48, help="synthetic corpus size (must match an existing corpus)")
     p.add_argument("--utterances", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=200, help="optimizer steps per round (all clients together)")
+    p.add_argument("--rounds", type=int, default=None, help="default: 2 (small), 64 (tradeoff)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps per round, all clients together (default: 200 small, 40 tradeoff)")
     p.add_argument("--clients", type=int, default=8, help="clients per round (inprocess)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.003)
-    p.add_argument("--warmup", type=int, default=100, help="ASR-only steps before VQ / adversaries switch on")
-    p.add_argument("--reinit", type=int, default=60)
+    p.add_argument("--batch", type=int, default=None, help="default: 8 (small), 4 (tradeoff)")
+    p.add_argument("--lr", type=float, default=None, help="default: 0.003 (small), 0.002 (tradeoff)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="ASR-only steps before VQ / adversaries switch on (default: 100 small; tradeoff: a quarter)")
+    p.add_argument("--reinit", type=int, default=None, help="default: 60 small; tradeoff: a sixth")
     p.add_argument("--per-speaker", type=int, default=10)
     p.add_argument("--families", default="linear,mlp,xvector")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = p.parse_args()
+    small = args.setting == "small"
+    for key, small_value, tradeoff_value in (("rounds", 2, 64), ("steps", 200, 40), ("batch", 8, 4), ("lr", 0.003, 0.002)):
+        if getattr(args, key) is None:
+            setattr(args, key, small_value if small else tradeoff_value)
+    per_client_total = args.rounds * (args.steps if args.engine == "centralized" else args.steps // args.clients)
+    if args.warmup is None:
+        args.warmup = 100 if small else per_client_total // 4
+    if args.reinit is None:
+        args.reinit = 60 if small else max(1, per_client_total // 6)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    table = points(args.warmup, args.reinit)
+    table = points(args.warmup, args.reinit, args.corpus.parent / "public_pool")
     wanted = args.points.split(",")
     unknown = [w for w in wanted if w not in table]
     if unknown:
@@ -158,9 +194,9 @@ def main() -> None:
     families = args.families.split(",")
     from _runner import machine_info  # the benchmarks folder is on sys.path when run as a script
 
-    print(json.dumps({**machine_info(args.threads), "engine": args.engine, "rounds": args.rounds,
+    print(json.dumps({**machine_info(args.threads), "setting": args.setting, "engine": args.engine, "rounds": args.rounds,
                       "steps_per_round": args.steps, "batch": args.batch, "warmup": args.warmup,
-                      "per_speaker": args.per_speaker, "families": families}))
+                      "reinit": args.reinit, "lr": args.lr, "per_speaker": args.per_speaker, "families": families}))
     print(f"{'defense':22s} {'CER%':>6s} {'relCER':>7s} {'top-1':>6s} ({'by':7s} {'xchance':>6s}) "
           f"{'EER':>6s} ({'by':7s}) {'EER per gender':17s} {'gap':5s}  adversary CE vs log C")
     results, base_cer = {}, None
@@ -192,7 +228,7 @@ def _corpus(args):
     hp = load_hparams(HPARAMS, [f"--data_folder={args.corpus}",
                                 f"--feature_cache={args.corpus.parent / 'feature_cache'}",
                                 f"--synthetic={{speakers: {args.speakers}, utterances: {args.utterances}, seed: 0}}",
-                                *SMALL])
+                                *model_overrides(args)])
     return prepare_corpus(hp, progress=False)
 
 

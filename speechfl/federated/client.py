@@ -114,6 +114,7 @@ def local_train(
     dp=None,
     state: Optional[Dict] = None,
     control: Optional[torch.Tensor] = None,
+    public_pool=None,
 ) -> Update:
     """Train ``model`` from ``global_flat`` on ``dataset`` and return the delta.
 
@@ -130,6 +131,9 @@ def local_train(
         SCAFFOLD's server variate ``c`` (Karimireddy et al. 2020): every local gradient becomes
         ``g - c_i + c`` (after clipping ``g``), and after the ``K`` local steps
         ``c_i <- c_i - c + (x - y) / (K lr)`` (option II) is kept in ``state``.
+    public_pool : speechfl.privacy.public_pool.PublicPool or None
+        Public voices drawn at every step as the adversary's negatives (draws depend on the run seed,
+        round, client and global step only).
     """
     start = time.perf_counter()
     cseed = client_seed(seed, round_, client_id)
@@ -187,8 +191,10 @@ def local_train(
                 if done:
                     break
                 continue
+            public = None if public_pool is None else public_pool.draw(seed, round_, client_id, step_offset + steps)
             out = training_loss(model, batch, step=step_offset + steps, label_maps=label_maps,
-                                augment=augment, device=device, forward=train_model, group_dro=group_dro)
+                                augment=augment, device=device, forward=train_model, group_dro=group_dro,
+                                public=public)
             if out.reinitialised:
                 model.adversary.clear_optimizer_state(optimizer, out.reinitialised)
             loss = out.loss

@@ -32,7 +32,7 @@ def train_client(setup, client_id: str, client_view: torch.Tensor, round_: int, 
     upd = local_train(setup.model, setup.layout, client_view, setup.client_dataset(client_id), setup.client_config,
                       client_id=client_id, seed=setup.seed, round_=round_, step_offset=step_offset,
                       label_maps=setup.label_maps, augment=setup.hparams.get("augment"), device=setup.device,
-                      dp=dp, state=state, control=scaffold_control(setup))
+                      dp=dp, state=state, control=scaffold_control(setup), public_pool=setup.public_pool)
     if dp is not None:
         state["dp"] = dp.state_dict()
     return upd

@@ -66,6 +66,7 @@ class FederatedSetup:
     genders: Dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
     config: Optional[ExperimentConfig] = None
+    public_pool: Optional[object] = None  # speechfl.privacy.public_pool.PublicPool: the adversary's negatives
     origin: Optional[RunOrigin] = None  # set by run_federated: what engines that rebuild the run need
     _datasets: Dict[str, object] = field(default_factory=dict)
 
@@ -186,6 +187,12 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         from speechfl.decentralized.config import check_before_data
 
         check_before_data(hparams, components, distributed=engine is Engine.GOSSIP_DIST)
+    pool_spec = None
+    if hparams.get("adversary"):
+        from speechfl.privacy.public_pool import check_public_pool
+
+        pool_spec = check_public_pool(dict(hparams["adversary"]), dp_sample=bool(hparams.get("dp_sample")),
+                                      data_folder=hparams.get("data_folder"))
     torch.manual_seed(seed)
 
     corpus = prepare_corpus(hparams, progress=progress)
@@ -211,6 +218,12 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
             client_config.local_epochs * -(-longest // client_config.batch_size))
         model.attach_adversary(build_adversary(adv_spec, rep_dim=model.rep_dim, label_maps=label_maps,
                                                total_steps=cfg.rounds * steps_per_round, seed=seed))
+    public_pool = None
+    if pool_spec is not None:
+        from speechfl.privacy.public_pool import load_public_pool
+
+        public_pool = load_public_pool(pool_spec, cache=corpus.cache, save_folder=hparams["save_folder"],
+                                       first_label=len(label_maps["speaker"]), progress=progress)
     if hparams.get("bottleneck"):
         attach_bottleneck_stage(model, hparams, cfg)
     model.to(device)
@@ -262,5 +275,5 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         client_config=client_config, uplink=uplink, downlink=downlink, robust=robust,
         server_optimizer=server_optimizer, malicious=malicious, update_attack=update_attack, data_attack=data_attack,
         dp_user=dp_user, dp_sample_spec=hparams.get("dp_sample"), secagg=mechanisms.secagg, label_maps=label_maps,
-        client_rows=client_rows, genders=genders, device=device, config=cfg,
+        client_rows=client_rows, genders=genders, device=device, config=cfg, public_pool=public_pool,
     )

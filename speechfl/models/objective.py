@@ -49,6 +49,14 @@ def adversary_labels(batch, label_maps: Dict[str, Dict[str, int]], target: str) 
     return torch.tensor([mapping[v] for v in values], dtype=torch.long)
 
 
+def concat_padded(a: torch.Tensor, a_lens: torch.Tensor, b: torch.Tensor, b_lens: torch.Tensor) -> tuple:
+    """Two padded batches ``[B, T, H]`` with relative lengths as one ``[B_a + B_b, max T, H]`` batch."""
+    t = max(a.shape[1], b.shape[1])
+    pad = [torch.nn.functional.pad(x, (0, 0, 0, t - x.shape[1])) for x in (a, b)]
+    lens = torch.cat([a_lens * (a.shape[1] / t), b_lens * (b.shape[1] / t)])
+    return torch.cat(pad), lens
+
+
 def training_loss(
     model: ASRModel,
     batch,
@@ -59,8 +67,13 @@ def training_loss(
     device: str | torch.device = "cpu",
     forward=None,
     group_dro=None,
+    public=None,
 ) -> LossOutput:
     """Forward one PaddedBatch and return the loss to back-propagate.
+
+    ``public`` is ``(feats, relative lengths, labels)`` of public-pool utterances
+    (:meth:`speechfl.privacy.public_pool.PublicPool.draw`): they pass through the encoder and join the
+    adversary's batch as negatives (no CTC term; the bottleneck's VQ loss is the client's own batch's).
 
     ``forward`` is what computes the ASR output (default: ``model`` itself); Opacus'
     ``GradSampleModule`` wrapping ``model`` is passed here, while the adversary is
@@ -86,7 +99,13 @@ def training_loss(
         if label_maps is None:
             raise ValueError("an adversary is attached but no label maps were given")
         labels = adversary_labels(batch, label_maps, model.adversary.target).to(device)
-        adv = model.adversary(out.reps, out.lengths, labels, step)
+        reps, lengths = out.reps, out.lengths
+        if public is not None:
+            p_feats, p_lens, p_labels = public
+            p_out = (forward or model)(p_feats.to(device), p_lens.to(device))
+            reps, lengths = concat_padded(reps, lengths, p_out.reps, p_out.lengths)
+            labels = torch.cat([labels, p_labels.to(device)])
+        adv = model.adversary(reps, lengths, labels, step)
         loss = loss + adv.loss
         adv_loss, adv_acc, reset = float(adv.loss.detach()), float(adv.accuracy), adv.reinitialised
         return LossOutput(loss=loss, ctc=float(ctc.detach()), adv_loss=adv_loss, adv_accuracy=adv_acc,

@@ -5,7 +5,8 @@ Spec (``adversary:`` in hparams)::
     {target: speaker | gender, heads: [mlp, linear, attentive, xvector, class_embedding, ...], weight: 1.0,
      schedule: {kind: dann, lambda_max: 1.0, gamma: 10.0}, reinit_every: 200,
      objective: reversal | confusion, warmup_steps: 0,
-     spread_out: {margin: 1.0, lr: 0.1, steps: 1}}     # FedAwS server step, class_embedding heads only
+     spread_out: {margin: 1.0, lr: 0.1, steps: 1},     # FedAwS server step, class_embedding heads only
+     public_pool: {data_folder: ..., speakers: 16, per_step: 4, ...}}   # real negatives, see below
 
 What the federated adversary can see: with one speaker per client, each client
 trains the shared heads on its *own* utterances, all labelled with its own
@@ -18,7 +19,9 @@ The ``class_embedding`` head (:mod:`speechfl.privacy.fedaws`) has no bias to sol
 one-class problem with and scores every utterance against all speakers' class rows (real
 negatives); its rows are speaker embeddings the server holds (see that module).
 ``objective: confusion`` trains the encoder toward the heads' uniform output instead of reversing
-their gradient (:mod:`speechfl.privacy.confusion`).
+their gradient (:mod:`speechfl.privacy.confusion`). ``public_pool`` gives every client the same public
+voices as negatives: the heads get ``N + P`` classes and each local step adds ``per_step`` pool
+utterances to the adversary's batch (:mod:`speechfl.privacy.public_pool`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Dict
 from speechfl.models.adversary import AdversarialObjective
 from speechfl.registry import require_keys
 
-SPEC_KEYS = {"target", "heads", "weight", "schedule", "reinit_every", "objective", "warmup_steps", "spread_out"}
+SPEC_KEYS = {"target", "heads", "weight", "schedule", "reinit_every", "objective", "warmup_steps", "spread_out",
+             "public_pool"}
 SPREAD_OUT_KEYS = {"margin", "lr", "steps"}
 
 
@@ -39,7 +43,9 @@ def build_adversary(spec: Dict, *, rep_dim: int, label_maps: Dict[str, Dict[str,
     target = spec.get("target", "speaker")
     if target not in label_maps:
         raise ValueError(f"unknown adversary target {target!r}; valid: {sorted(label_maps)}")
-    n_classes = len(label_maps[target])
+    from speechfl.privacy.public_pool import pool_speaker_count
+
+    n_classes = len(label_maps[target]) + (pool_speaker_count(spec) if target == "speaker" else 0)
     if target == "gender" and sorted(label_maps["gender"]) != ["F", "M"]:
         raise ValueError(f"a gender adversary needs exactly F and M training speakers, got {sorted(label_maps['gender'])}")
     return AdversarialObjective(

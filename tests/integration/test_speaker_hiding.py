@@ -2,6 +2,8 @@
 
 import types
 
+import pytest
+
 import torch
 
 from speechfl.data.dataset import read_manifest
@@ -74,3 +76,31 @@ def test_fedaws_recipe_wraps_the_server_step_and_keeps_rows_per_speaker(tiny_hpa
     assert torch.equal(new[:off], x[:off]) and torch.equal(new[off + c * e:], x[off + c * e:])
     min_dist = lambda w: float(torch.cdist(w, w).add(torch.eye(c) * 1e9).min())  # noqa: E731
     assert min_dist(rows) > 10 * min_dist(before)
+
+
+def test_public_pool_negatives_train_resume_and_rebuild(tiny_hparams_overrides, tmp_path, one_thread):
+    """A federated speaker adversary with a public pool: N + P classes, pool draws in every local step,
+    bit-identical resume, and ``speechfl evaluate``'s rebuilt model has the same layout."""
+    import math
+
+    from speechfl.experiment.evaluate import _build_model
+    from tests.integration.helpers import straight_and_resumed
+
+    pool = (f"{{data_folder: {tmp_path / 'pool'}, split: train, speakers: 2, per_speaker: 3, per_step: 2, "
+            "synthetic: {speakers: 6, utterances: 3, seed: 5}}")
+    adv = (f"--adversary={{target: speaker, heads: [linear, mlp], weight: 0.3, objective: confusion, "
+           f"public_pool: {pool}}}")
+    extra = ["--rounds=2", "--clients_per_round=2", "--eval_every=0",
+             "--client={local_epochs: null, local_steps: 2, batch_size: 4}", adv]
+    full, resumed = straight_and_resumed(tiny_hparams_overrides, tmp_path, 1, *extra)
+    assert torch.equal(resumed.server.global_flat, full.server.global_flat)
+    setup = full.setup
+    n_train = len(setup.label_maps["speaker"])
+    assert setup.public_pool is not None and setup.public_pool.speakers == sorted(setup.public_pool.speakers)
+    assert set(setup.public_pool.labels) == {n_train, n_train + 1}  # the pool's classes follow the training speakers
+    assert setup.model.adversary.n_classes == n_train + 2
+    assert len(full.history) == 2
+    assert all(r["adversary_uniform_ce"] == pytest.approx(math.log(n_train + 2)) for r in full.history)
+    train_rows = read_manifest(setup.corpus.manifests["train"])
+    rebuilt = _build_model(types.SimpleNamespace(hparams=setup.hparams), train_rows, "cpu")
+    rebuilt.load_state_dict(full.global_model().state_dict())  # same layout: the head has N + P rows
