@@ -42,15 +42,34 @@ def positive_int(hparams: Mapping, key: str, default: Any = None, minimum: int =
     return value
 
 
-def clients_per_round(value: Any) -> ClientsPerRound:
-    """A count (int >= 1) or a fraction (float in (0, 1])."""
+STRATIFY_KEYS = ("count", "stratify")
+STRATIFY_ATTRIBUTES = ("gender", "accent")
+
+
+def clients_per_round(value: Any) -> Tuple[ClientsPerRound, Optional[str]]:
+    """``(count or fraction, stratify attribute or None)``.
+
+    A count (int >= 1), a fraction (float in (0, 1]), or ``{count: K, stratify: gender | accent}``:
+    K clients a round, in equal shares per group (:func:`speechfl.federated.setup.stratified_sample`).
+    """
+    stratify = None
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(STRATIFY_KEYS))
+        if unknown or "count" not in value:
+            raise ConfigError("clients_per_round", f"a mapping takes exactly {list(STRATIFY_KEYS)}, got {dict(value)!r}")
+        stratify = value.get("stratify")
+        if stratify not in STRATIFY_ATTRIBUTES:
+            raise ConfigError("clients_per_round.stratify", f"must be one of {list(STRATIFY_ATTRIBUTES)}, got {stratify!r}")
+        value = value["count"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError("clients_per_round.count", f"stratified sampling needs a count (int >= 1), got {value!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError("clients_per_round", f"must be a count (int >= 1) or a fraction in (0, 1], got {value!r}")
     if isinstance(value, int) and value < 1:
         raise ConfigError("clients_per_round", f"a count must be >= 1, got {value}")
     if isinstance(value, float) and not 0 < value <= 1:
         raise ConfigError("clients_per_round", f"a fraction must be in (0, 1], got {value}")
-    return value
+    return value, stratify
 
 
 def optional_mapping(hparams: Mapping, key: str) -> Optional[dict]:
@@ -134,6 +153,7 @@ class ExperimentConfig:
     dp_user: Optional[dict]
     dp_sample: Optional[dict]
     secagg: Optional[dict]  # None: off; {} or a mapping: on
+    stratify: Optional[str] = None  # clients_per_round: {count, stratify}: equal shares per group each round
 
     @classmethod
     def from_hparams(cls, hparams: Mapping) -> "ExperimentConfig":
@@ -170,9 +190,9 @@ class ExperimentConfig:
             secagg = None
         elif secagg is not None and not isinstance(secagg, Mapping):
             raise ConfigError("secagg", f"must be a mapping ({{}} to enable) or null, got {secagg!r}")
+        per_round, stratify = clients_per_round(hparams.get("clients_per_round", 1.0))
         return cls(
-            seed=seed, engine=engine, device=device, rounds=rounds,
-            clients_per_round=clients_per_round(hparams.get("clients_per_round", 1.0)),
+            seed=seed, engine=engine, device=device, rounds=rounds, clients_per_round=per_round, stratify=stratify,
             eval_every=positive_int(hparams, "eval_every", 1, minimum=0),
             eval_batch_size=positive_int(hparams, "eval_batch_size", 16),
             speakers_per_client=positive_int(hparams, "speakers_per_client", 1),

@@ -160,6 +160,21 @@ def _secagg(cfg: ExperimentConfig, components: "Components", dp_user: Optional[D
         raise ConfigError("secagg", str(exc)) from None
 
 
+def _stratified(cfg: ExperimentConfig, server_optimizer: Any) -> None:
+    """``clients_per_round: {count, stratify}`` changes who is sampled; refuse what assumes uniform sampling."""
+    if cfg.stratify is None:
+        return
+    key = "clients_per_round.stratify"
+    if cfg.engine.pooled or cfg.engine.kind == "decentralized":
+        raise ConfigError(key, f"samples clients per group; engine {cfg.engine.value} has "
+                               f"{'one pooled client' if cfg.engine.pooled else 'every node train every round'}")
+    if cfg.dp_user:
+        raise ConfigError(key, "dp_user's accountant assumes every client is sampled with the same rate "
+                               "(count / clients); stratified sampling gives each group its own rate")
+    if server_optimizer.control_variates:
+        raise ConfigError(key, "scaffold's server variate update assumes uniform participation (|S| / N)")
+
+
 def _control_variates(cfg: ExperimentConfig, server_optimizer: Any) -> None:
     if not server_optimizer.control_variates:
         return
@@ -198,6 +213,7 @@ def _fairness(cfg: ExperimentConfig, components: "Components") -> None:
 def check_mechanisms(cfg: ExperimentConfig, components: "Components") -> Mechanisms:
     """Check every combination that needs no corpus and build what can be built; raises :class:`ConfigError`."""
     _control_variates(cfg, components.server_optimizer)
+    _stratified(cfg, components.server_optimizer)
     _fairness(cfg, components)
     malicious = _malicious(cfg)
     dp_user = _dp_user(cfg, components)

@@ -1,6 +1,6 @@
 """``speechfl demo`` (= ``make demo``): a small sweep that shows every pillar, evaluated and reported.
 
-Runs ``recipes/grids/demo.yaml``: FedAvg baseline, top-k with error feedback,
+Runs ``recipes/grids/demo.yaml``: FedAvg baseline, scaled sign with error feedback,
 many speaker adversaries (gradient reversal), user-level DP (DP-FedAvg), a
 robust aggregator under 20% sign-flipping clients, and the centralized
 reference, on a small embedded synthetic corpus (generated first if absent).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 import torch
 
@@ -67,6 +67,7 @@ class FederatedSetup:
     device: str = "cpu"
     config: Optional[ExperimentConfig] = None
     public_pool: Optional[object] = None  # speechfl.privacy.public_pool.PublicPool: the adversary's negatives
+    client_groups: Dict[str, str] = field(default_factory=dict)  # stratified sampling: client id -> group
     origin: Optional[RunOrigin] = None  # set by run_federated: what engines that rebuild the run need
     _datasets: Dict[str, object] = field(default_factory=dict)
 
@@ -107,7 +108,36 @@ class FederatedSetup:
         return SampleDP(**self.dp_sample_spec)
 
     def sample_clients(self, round_: int) -> List[str]:
+        if self.client_groups:  # clients_per_round: {count, stratify}
+            return stratified_sample(self.client_groups, int(self.config.clients_per_round), self.seed, round_)
         return sample_clients(self.partition.client_ids, self.hparams.get("clients_per_round", 1.0), self.seed, round_)
+
+
+def stratified_sample(groups: Mapping[str, str], count: int, seed: int, round_: int) -> List[str]:
+    """``count`` clients in equal shares per group (client id -> group), seeded by ``(seed, round_)``.
+
+    Each group gets ``count // G`` clients, the remainder going to groups in a seeded order; a group
+    with fewer clients than its share gives all it has and the rest is shared out among the others
+    the same way. Within a group the clients are a seeded uniform sample. The training objective this
+    samples is the group-balanced one: each group's clients carry ``1 / G`` of every round.
+    """
+    if not 1 <= count <= len(groups):
+        raise ValueError(f"clients_per_round.count={count} but there are {len(groups)} clients")
+    rng = random.Random(f"{seed}|stratified|{round_}")
+    members = {g: sorted(c for c, v in groups.items() if v == g) for g in sorted(set(groups.values()))}
+    quota = {g: 0 for g in members}
+    left, open_groups = count, list(members)
+    while left > 0:
+        share, extra = divmod(left, len(open_groups))
+        for i, g in enumerate(rng.sample(open_groups, len(open_groups))):
+            quota[g] += share + (1 if i < extra else 0)
+        left = 0
+        for g in list(open_groups):
+            if quota[g] >= len(members[g]):
+                left += quota[g] - len(members[g])
+                quota[g] = len(members[g])
+                open_groups.remove(g)
+    return sorted(c for g, ids in members.items() for c in rng.sample(ids, quota[g]))
 
 
 def sample_clients(ids: List[str], per_round, seed: int, round_: int) -> List[str]:
@@ -262,6 +292,12 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         malicious = set(select_malicious(partition.client_ids, count=mal.count, fraction=mal.fraction, seed=seed))
         update_attack, data_attack = mal.update_attack, mal.data_attack
 
+    strata = {}
+    if cfg.stratify is not None:  # clients_per_round: {count, stratify}: client id -> group (one group per client)
+        from speechfl.fairness.compat import client_groups
+
+        strata = client_groups(partition, genders, cfg.stratify, hparams.get("data_folder"))
+
     dp_user = None
     if mechanisms.dp_user is not None:  # checked in check_mechanisms; its sampling rate needs the partition
         from speechfl.privacy.dp_user import DPFedAvg
@@ -276,4 +312,5 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         server_optimizer=server_optimizer, malicious=malicious, update_attack=update_attack, data_attack=data_attack,
         dp_user=dp_user, dp_sample_spec=hparams.get("dp_sample"), secagg=mechanisms.secagg, label_maps=label_maps,
         client_rows=client_rows, genders=genders, device=device, config=cfg, public_pool=public_pool,
+        client_groups=strata,
     )

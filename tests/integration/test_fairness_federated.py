@@ -96,3 +96,13 @@ def test_centralized_group_dro_moves_lambda_with_length_matched_batches(tiny_hpa
     lams = [r["group_lambda"] for r in res["rounds"]]
     assert all(set(lam) == {"F", "M"} and sum(lam.values()) == pytest.approx(1.0) for lam in lams)
     assert lams[0]["F"] != 0.5 and lams[1] != lams[0]  # the state carries over rounds and keeps moving
+
+
+def test_stratified_sampling_balances_every_round_in_a_real_run(tiny_hparams_overrides, tmp_path):
+    sim = _run(tiny_hparams_overrides, tmp_path / "strat", "--clients_per_round={count: 2, stratify: gender}",
+               "--rounds=3")
+    genders = {c: sim.setup.genders[sim.setup.partition.clients[c][0]] for c in sim.setup.partition.client_ids}
+    assert sim.setup.client_groups == genders
+    for record in sim.history:  # one client of each gender every round, all trained and averaged
+        assert sorted(genders[c] for c in record["clients"]) == ["F", "M"]
+    assert len({tuple(r["clients"]) for r in sim.history}) > 1

@@ -36,6 +36,9 @@ def test_rounds_must_be_a_positive_integer(value):
     ("clients_per_round", 0, "clients_per_round: a count must be >= 1"),
     ("clients_per_round", 1.5, r"clients_per_round: a fraction must be in \(0, 1\]"),
     ("clients_per_round", "all", "clients_per_round: must be a count"),
+    ("clients_per_round", {"count": 4, "stratify": "age"}, r"clients_per_round.stratify: must be one of \['gender'"),
+    ("clients_per_round", {"count": 0.5, "stratify": "gender"}, "clients_per_round.count: stratified sampling needs a count"),
+    ("clients_per_round", {"count": 4, "by": "gender"}, r"clients_per_round: a mapping takes exactly \['count', 'stratify'\]"),
     ("eval_every", -1, "eval_every: must be an integer >= 0"),
     ("seed", "x", "seed: must be an integer"),
     ("device", "tpu", "device: must be 'cpu' or 'cuda"),
@@ -107,3 +110,15 @@ def test_run_refuses_before_the_corpus_is_generated(tmp_path, override, message)
     with pytest.raises(ConfigError, match=message):
         run_federated(hp, str(FED_HPARAMS), [override], progress=False)
     assert not corpus.exists()  # nothing was generated
+
+
+def test_stratified_sampling_is_parsed_and_refused_where_sampling_must_be_uniform():
+    c = cfg(clients_per_round={"count": 4, "stratify": "gender"})
+    assert c.clients_per_round == 4 and c.stratify == "gender" and cfg().stratify is None
+    build_components(c)  # FedAvg: fine
+    for changes, message in [({"engine": "centralized"}, "engine centralized has one pooled client"),
+                             ({"dp_user": {"clip": 1.0, "noise_multiplier": 1.0}}, "dp_user's accountant assumes"),
+                             ({"server_optimizer": "scaffold", "client": {"local_epochs": None, "local_steps": 2,
+                               "batch_size": 4, "optimizer": {"name": "sgd", "lr": 0.1}}}, "uniform participation")]:
+        with pytest.raises(ConfigError, match=r"clients_per_round.stratify: .*" + message):
+            build_components(cfg(clients_per_round={"count": 4, "stratify": "gender"}, **changes))

@@ -87,3 +87,29 @@ def test_federated_group_dro_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match="client.group_dro: .*engine=inprocess.*server_optimizer afl"):
         _client(spec, Engine.INPROCESS)
     assert _client(spec, Engine.CENTRALIZED).group_dro == {"rule": "afl"}
+
+
+def test_stratified_sample_gives_each_group_an_equal_share():
+    from collections import Counter
+
+    from speechfl.federated.setup import stratified_sample
+
+    groups = {f"f{i}": "F" for i in range(6)} | {f"m{i:02d}": "M" for i in range(26)}
+    seen = Counter()
+    for r in range(1, 41):
+        got = stratified_sample(groups, 8, seed=3, round_=r)
+        assert got == sorted(got) and len(set(got)) == 8
+        assert Counter(groups[c] for c in got) == {"F": 4, "M": 4}
+        seen.update(got)
+    assert stratified_sample(groups, 8, 3, 5) == stratified_sample(groups, 8, 3, 5)
+    assert stratified_sample(groups, 8, 3, 5) != stratified_sample(groups, 8, 3, 6)
+    assert set(seen) == set(groups)  # every client is reachable
+    # odd counts: the remainder goes to one group, chosen per round
+    assert {Counter(groups[c] for c in stratified_sample(groups, 7, 3, r))["F"] for r in range(1, 30)} == {3, 4}
+    # a group smaller than its share gives all it has; the others fill the round
+    small = {"f0": "F", "f1": "F"} | {f"m{i}": "M" for i in range(10)}
+    assert Counter(small[c] for c in stratified_sample(small, 8, 0, 1)) == {"F": 2, "M": 6}
+    three = {"a0": "A", "b0": "B", "b1": "B", "c0": "C", "c1": "C", "c2": "C", "c3": "C"}
+    assert Counter(three[c] for c in stratified_sample(three, 6, 0, 1)) == {"A": 1, "B": 2, "C": 3}
+    with pytest.raises(ValueError, match="count=13 but there are 12 clients"):
+        stratified_sample(small, 13, 0, 1)
