@@ -294,7 +294,7 @@ def part_study(args) -> None:
     from speechfl.experiment.sweep import load_table
     from speechfl.io import read_json
 
-    run_sweep(grid_path, out, progress=False)
+    run_sweep(grid_path, out, progress=False, only=args.cells.split(",") if args.cells else None)
     print((out / "table.md").read_text())
     rows = load_table(out).rows
     for row in rows:  # the opt-in reconstruction threat is not a sweep-table column: read it here
@@ -312,6 +312,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--corpus", type=Path, default=None, help="synthetic corpus folder (generated if absent)")
     p.add_argument("--out", type=Path, default=None, help="study: sweep output folder")
+    p.add_argument("--cells", default=None, help="study: only these cells (names or axis=value filters, e.g. "
+                   "attack=none); rerun with the same --out to add the others")
     p.add_argument("--speakers", type=int, default=12)
     p.add_argument("--utterances", type=int, default=12)
     p.add_argument("--seed", type=int, default=0, help="model init, pre-training, clients, compression, attacks "

@@ -45,6 +45,12 @@ CELLS = {
     "group_reweight_f75": ["--server_optimizer={name: group_reweight, initial: {F: 0.75, M: 0.25}}"],
     # group-stratified client sampling: 4 F + 4 M clients every round (the minority's clients train ~4x as often)
     "stratified": ["--clients_per_round={count: 8, stratify: gender}"],
+    # stratified sampling composed with a group-DRO server step (who trains, then how the round is weighted)
+    "stratified_ctc_dro": ["--clients_per_round={count: 8, stratify: gender}",
+                           "--server_optimizer={name: ctc_dro, eta: 2.0, alpha: 0.1}"],
+    "stratified_afl": ["--clients_per_round={count: 8, stratify: gender}", "--server_optimizer={name: afl, eta: 2.0}"],
+    "stratified_f75": ["--clients_per_round={count: 8, stratify: gender}",
+                       "--server_optimizer={name: group_reweight, initial: {F: 0.75, M: 0.25}}"],
     "adversary": ["--adversary={target: speaker, heads: [mlp], weight: 0.5, schedule: {kind: dann}}"],
     "instance_norm": ["--bottleneck=[instance_norm]"],
 }

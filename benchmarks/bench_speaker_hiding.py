@@ -68,6 +68,8 @@ def points(warm: int, reinit: int, pool_folder: Path = ROOT / "corpora" / "publi
                         f"weight: 0.5, objective: confusion, {ramp}, spread_out: {{margin: 1.0, lr: 0.1, steps: 1}}}}"],
         "vq48_confusion_w0.5": [f"--bottleneck=[{{name: vq, codes: 48, warmup_steps: {warm}}}]", conf(0.5)],
         "pool_confusion_w0.5": [conf(0.5, ", " + pool)],
+        "norm_pool_confusion_w0.5": ["--bottleneck=[instance_norm]", conf(0.5, ", " + pool)],
+        "norm_proj16": ["--bottleneck=[instance_norm, {name: projection, dim: 16}]"],
         "pool_confusion_w2": [conf(2.0, ", " + pool)],
         "pool_reversal_w0.25": [f"--adversary={{target: speaker, {heads}, weight: 0.25, objective: reversal, {ramp}, "
                                 f"{pool}}}"],
@@ -172,6 +174,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    p.add_argument("--baseline-cer", type=float, default=None,
+                   help="the undefended point's test CER from an earlier run of the same setting (relCER without "
+                        "re-running 'none'; the runs are deterministic)")
     args = p.parse_args()
     small = args.setting == "small"
     for key, small_value, tradeoff_value in (("rounds", 2, 64), ("steps", 200, 40), ("batch", 8, 4), ("lr", 0.003, 0.002)):
@@ -199,7 +204,7 @@ def main() -> None:
                       "reinit": args.reinit, "lr": args.lr, "per_speaker": args.per_speaker, "families": families}))
     print(f"{'defense':22s} {'CER%':>6s} {'relCER':>7s} {'top-1':>6s} ({'by':7s} {'xchance':>6s}) "
           f"{'EER':>6s} ({'by':7s}) {'EER per gender':17s} {'gap':5s}  adversary CE vs log C")
-    results, base_cer = {}, None
+    results, base_cer = {}, args.baseline_cer
     with tempfile.TemporaryDirectory() as tmp:
         for name in wanted:
             start = time.perf_counter()

@@ -49,7 +49,8 @@ def cmd_sweep(args) -> None:
 
     _set_threads(args.threads)
     try:
-        sweep = run_sweep(args.grid, args.out, progress=not args.no_progress)
+        sweep = run_sweep(args.grid, args.out, progress=not args.no_progress,
+                          only=args.cells.split(",") if args.cells else None)
     except (GridError, FileNotFoundError) as exc:
         raise SystemExit(f"speechfl sweep: error: {exc}") from None
     if _print_outcome(sweep):
@@ -90,6 +91,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help="run every cell of a grid (resumable), evaluate, write the table")
     p.add_argument("grid", metavar="GRID.yaml", help="grid file (format: speechfl.experiment.sweep docstring)")
     p.add_argument("--out", required=True, metavar="DIR", help="sweep folder (cells/, sweep.json, table.csv/.md)")
+    p.add_argument("--cells", default=None, metavar="FILTERS",
+                   help="run only these cells: comma-separated cell names or axis=value filters (e.g. attack=none); "
+                        "the others stay as they are, for a later run in the same folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_threads(p)
     p.set_defaults(func=cmd_sweep)

@@ -39,7 +39,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -189,7 +189,7 @@ class CellOutcome:
     overrides: List[str]
     dir: str                  # relative to the sweep folder
     status: str
-    action: str               # skipped | ran | evaluated (training was already done)
+    action: str               # skipped | ran | evaluated (training was already done) | not selected
     seconds: float
     error: Optional[str]      # last line of the traceback
 
@@ -238,11 +238,31 @@ def run_cell(grid: Grid, cell: CellSpec, cell_dir: Path, evaluate_fn, progress: 
     return "done", None
 
 
-def run_sweep(grid_path, out, progress: bool = True) -> SweepResult:
-    """Run every unfinished cell of the grid in ``out``, then write the index and the table."""
+def select_cells(grid: Grid, only: Optional[Sequence[str]]) -> set:
+    """Names of the cells that ``only`` selects: cell names, or ``axis=value`` filters (a cell matches a filter
+    when its axis has that value); ``None`` selects every cell. A filter that matches no cell is an error."""
+    if only is None:
+        return {c.name for c in grid.cells}
+    chosen = set()
+    for f in only:
+        if "=" in f:
+            axis, value = f.split("=", 1)
+            hit = {c.name for c in grid.cells if c.axes.get(axis) == value}
+        else:
+            hit = {c.name for c in grid.cells if c.name == f}
+        if not hit:
+            raise GridError(f"{grid.path}: --cells {f!r} matches no cell; cells: {', '.join(c.name for c in grid.cells)}")
+        chosen |= hit
+    return chosen
+
+
+def run_sweep(grid_path, out, progress: bool = True, only: Optional[Sequence[str]] = None) -> SweepResult:
+    """Run every unfinished cell of the grid in ``out`` (only those :func:`select_cells` picks from ``only``:
+    the others are left as they are, to be run later in the same folder), then write the index and the table."""
     from tqdm.auto import tqdm
 
     grid = load_grid(grid_path)
+    selected = select_cells(grid, only)
     out = Path(out).resolve()
     evaluate_fn = _evaluator(grid.evaluate) if grid.evaluate is not None else None
     if grid.evaluate is not None and evaluate_fn is None:
@@ -260,6 +280,9 @@ def run_sweep(grid_path, out, progress: bool = True) -> SweepResult:
         bar.set_postfix_str(oc.name)
         if is_finished(oc.status, grid.evaluate is not None):
             oc.action = "skipped"
+            continue
+        if oc.name not in selected:
+            oc.action = "not selected"
             continue
         d = out / oc.dir
         d.mkdir(parents=True, exist_ok=True)

@@ -191,3 +191,16 @@ def test_demo_generates_the_grid_corpus_when_absent(tmp_path, tiny_hparams_overr
     assert ensure_corpus(load_grid(grid), progress=False) == corpus
     assert sorted(p.name for p in corpus.iterdir() if p.is_dir()) == ["dev", "test", "train"]
     assert len(list(corpus.rglob("*.flac"))) == 6
+
+
+def test_cells_filter_runs_a_part_now_and_the_rest_later_in_the_same_folder(tmp_path, tiny_hparams_overrides):
+    grid = write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides, cells=[], evaluate=None)
+    with pytest.raises(GridError, match=r"--cells 'compression=zip' matches no cell"):
+        run_sweep(grid, tmp_path / "out", progress=False, only=["compression=zip"])
+    part = run_sweep(grid, tmp_path / "out", progress=False, only=["compression=topk_ef"])
+    assert [(c.name, c.action) for c in part.cells] == [("compression-none__defense-none", "not selected"),
+                                                         ("compression-topk_ef__defense-none", "ran")]
+    assert not (tmp_path / "out" / "cells" / "compression-none__defense-none" / "results.json").exists()
+    rest = run_sweep(grid, tmp_path / "out", progress=False)
+    assert [c.action for c in rest.cells] == ["ran", "skipped"]
+    assert [c.status for c in rest.cells] == ["trained", "trained"]  # no evaluate in this grid
