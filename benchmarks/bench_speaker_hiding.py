@@ -238,7 +238,8 @@ def _corpus(args):
 
 
 def _adversary_ce(model, corpus_handle, per_speaker: int) -> str:
-    """The trained adversary heads' mean cross-entropy on training speakers' representations, vs ``log C``.
+    """The trained adversary heads' mean cross-entropy on training speakers' representations, vs ``log C``
+    (``C``: the heads' classes).
 
     Above ``log C``: the encoder made the heads confidently wrong (fooling, not hiding).
     """
@@ -264,7 +265,8 @@ def _adversary_ce(model, corpus_handle, per_speaker: int) -> str:
             logits = adv.head_logits(frames.unsqueeze(0), torch.ones(1))
             y = torch.tensor([speakers.index(spk)])
             ces.append(sum(float(F.cross_entropy(lg, y)) for lg in logits) / len(logits))
-    return f"{sum(ces) / len(ces):.2f} vs {torch.log(torch.tensor(float(len(speakers)))):.2f}"
+    # the uniform guess over the heads' classes (training speakers, plus the public pool's when configured)
+    return f"{sum(ces) / len(ces):.2f} vs {torch.log(torch.tensor(float(adv.n_classes))):.2f}"
 
 
 if __name__ == "__main__":
