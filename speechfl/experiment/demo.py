@@ -1,7 +1,7 @@
 """``speechfl demo`` (= ``make demo``): a small sweep that shows every pillar, evaluated and reported.
 
 Runs ``recipes/grids/demo.yaml``: FedAvg baseline, scaled sign with error feedback,
-many speaker adversaries (gradient reversal), user-level DP (DP-FedAvg), a
+speaker adversaries (gradient reversal), user-level DP (DP-FedAvg), a
 robust aggregator under 20% sign-flipping clients, and the centralized
 reference, on a small embedded synthetic corpus (generated first if absent).
 Each cell is trained, attacked by the evaluation attackers, and the report
