@@ -57,6 +57,8 @@ def points(warm: int, reinit: int, pool_folder: Path = ROOT / "corpora" / "publi
         "vq48": [f"--bottleneck=[{{name: vq, codes: 48, warmup_steps: {warm}}}]"],
         "vq16": [f"--bottleneck=[{{name: vq, codes: 16, warmup_steps: {warm}}}]"],
         "vq4x16": [f"--bottleneck=[{{name: vq, codes: 16, groups: 4, warmup_steps: {warm}}}]"],
+        # dead-code restarts (refused federated: they copy one client's frames into a shared parameter)
+        "vq48_restart": [f"--bottleneck=[{{name: vq, codes: 48, warmup_steps: {warm}, restart_every: 100}}]"],
         "norm_vq48": [f"--bottleneck=[instance_norm, {{name: vq, codes: 48, warmup_steps: {warm}}}]"],
         "instance_norm": ["--bottleneck=[instance_norm]"],
         "proj16": ["--bottleneck=[{name: projection, dim: 16}]"],
