@@ -9,7 +9,7 @@ is an error that lists what is valid. There is no silent fallback.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Iterable
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 
 class RegistryError(ValueError):
@@ -98,6 +98,20 @@ def build_from_spec(registry: Registry, spec: Any) -> Any:
         name = spec.pop("name")
         return registry.build(name, **spec)
     raise RegistryError(f"{registry.family} spec must be a name or a mapping, got {type(spec).__name__}")
+
+
+def optional_section(parent: Mapping, key: str, allowed: Iterable[str], where: str) -> Optional[Mapping]:
+    """``parent[key]`` checked to be a mapping with only ``allowed`` keys; ``None`` when absent or null.
+
+    ``where`` names the section in errors (e.g. ``"adversary.spread_out"``).
+    """
+    section = parent.get(key)
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise ValueError(f"{where} must be a mapping {sorted(set(allowed))}, got {section!r}")
+    require_keys(section, allowed, where)
+    return section
 
 
 def require_keys(mapping: dict, allowed: Iterable[str], where: str) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Dict
 
 from speechfl.models.adversary import AdversarialObjective
-from speechfl.registry import require_keys
+from speechfl.registry import optional_section, require_keys
 
 SPEC_KEYS = {"target", "heads", "weight", "schedule", "reinit_every", "objective", "warmup_steps", "spread_out",
              "public_pool"}
@@ -70,10 +70,7 @@ def check_adversary_compatible(spec: Dict, *, dp_sample: bool) -> None:
 
 def spread_out_spec(spec: Dict) -> Dict | None:
     """The adversary's ``spread_out`` mapping, validated (``None`` when absent)."""
-    so = spec.get("spread_out")
+    so = optional_section(spec, "spread_out", SPREAD_OUT_KEYS, "adversary.spread_out")
     if so is None:
         return None
-    if not isinstance(so, dict):
-        raise ValueError(f"adversary.spread_out must be a mapping {sorted(SPREAD_OUT_KEYS)}, got {so!r}")
-    require_keys(so, SPREAD_OUT_KEYS, "adversary.spread_out")
     return {"margin": float(so.get("margin", 1.0)), "lr": float(so.get("lr", 0.1)), "steps": int(so.get("steps", 1))}

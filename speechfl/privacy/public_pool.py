@@ -44,7 +44,7 @@ from typing import Dict, List, Mapping, Optional
 
 import torch
 
-from speechfl.registry import require_keys
+from speechfl.registry import optional_section
 
 POOL_KEYS = {"data_folder", "split", "speakers", "per_speaker", "per_step", "synthetic"}
 SYNTHETIC_KEYS = {"speakers", "utterances", "seed"}
@@ -60,12 +60,9 @@ def _positive_int(spec: Mapping, key: str, default=None) -> int:
 
 def check_public_pool(adversary: Mapping, *, dp_sample: bool, data_folder: Optional[str] = None) -> Optional[dict]:
     """Validate ``adversary.public_pool`` before any data work; returns it normalised (None when absent)."""
-    spec = adversary.get("public_pool")
+    spec = optional_section(adversary, "public_pool", POOL_KEYS, "adversary.public_pool")
     if spec is None:
         return None
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"adversary.public_pool must be a mapping {sorted(POOL_KEYS)}, got {spec!r}")
-    require_keys(spec, POOL_KEYS, "adversary.public_pool")
     if adversary.get("target", "speaker") != "speaker":
         raise ValueError("adversary.public_pool needs target: speaker (its negatives are other speakers' voices)")
     if dp_sample:
@@ -79,11 +76,8 @@ def check_public_pool(adversary: Mapping, *, dp_sample: bool, data_folder: Optio
     out = {"data_folder": str(spec["data_folder"]), "split": str(spec.get("split", "train")),
            "speakers": _positive_int(spec, "speakers"), "per_speaker": _positive_int(spec, "per_speaker", 10),
            "per_step": _positive_int(spec, "per_step", 4), "synthetic": None}
-    syn = spec.get("synthetic")
+    syn = optional_section(spec, "synthetic", SYNTHETIC_KEYS, "adversary.public_pool.synthetic")
     if syn is not None:
-        if not isinstance(syn, Mapping):
-            raise ValueError(f"adversary.public_pool.synthetic must be a mapping {sorted(SYNTHETIC_KEYS)}")
-        require_keys(syn, SYNTHETIC_KEYS, "adversary.public_pool.synthetic")
         out["synthetic"] = {"speakers": _positive_int(syn, "speakers"), "utterances": _positive_int(syn, "utterances"),
                             "seed": int(syn.get("seed", 0))}
     return out
