@@ -84,3 +84,44 @@ def test_asr_inversion_optimises_the_matching_objective():
     assert model.training and model.rnn.packed
     assert inv.history[-1] < 0.4 * inv.history[0], (inv.history[0], inv.history[-1])
     assert inv.features[0].shape == feats.shape and torch.isfinite(inv.features[0]).all()
+
+
+def test_layerwise_mismatch_hand_values_and_dropped_chunks():
+    from speechfl.attackers.reconstruction.matching import layerwise_mismatch
+
+    sim = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    # chunk 1 aligned (1 - cos = 0), chunk 2 orthogonal (1): mean 0.5
+    assert float(layerwise_mismatch(sim, torch.tensor([2.0, 0.0, 3.0, 0.0]), [2, 2])) == pytest.approx(0.5)
+    # a chunk the compressor zeroed is left out, not counted as orthogonal
+    assert float(layerwise_mismatch(sim, torch.tensor([2.0, 0.0, 0.0, 0.0]), [2, 2])) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="all zeros"):
+        layerwise_mismatch(sim, torch.zeros(4), [2, 2])
+
+
+def test_layerwise_matching_also_recovers_the_linear_models_input():
+    params, x_true, loss_fn, gen = _linear_problem(2)
+    leaves = {n: v.clone().requires_grad_(True) for n, v in params.items()}
+    g = torch.autograd.grad(loss_fn(leaves, x_true), list(leaves.values()))
+    observed = -0.05 * torch.cat([t.reshape(-1) for t in g])
+    x, hist = match_input(loss_fn, params, observed, torch.randn(1, 8, generator=gen),
+                          MatchConfig(iterations=1000, lr=0.1, tv_weight=0.0, signed=False, layerwise=True))
+    assert hist[-1] < 1e-6 < hist[0]
+    assert float((x - x_true).norm() / x_true.norm()) < 1e-3
+
+
+def test_inversion_starts_from_the_attackers_prior_when_given():
+    from speechfl.attackers.reconstruction.inversion import invert_update
+    from speechfl.federated.update import ParamLayout, flatten_params
+    from speechfl.models.asr import ASRModel
+
+    torch.manual_seed(0)
+    model = ASRModel(n_mels=8, vocab_size=6, channels=2, proj=8, hidden=4, layers=1, dropout=0.0)
+    layout = ParamLayout.from_module(model)
+    flat = flatten_params(model, layout)
+    prior = [torch.full((12, 8), 0.5)]
+    inv = invert_update(model, layout, flat, torch.ones(layout.dim), [12], [[1, 2]], 8,
+                        MatchConfig(iterations=1), start=prior)
+    assert torch.equal(inv.start[0], prior[0])
+    with pytest.raises(ValueError, match=r"start\[0\] has shape \(11, 8\)"):
+        invert_update(model, layout, flat, torch.ones(layout.dim), [12], [[1, 2]], 8, MatchConfig(iterations=1),
+                      start=[torch.zeros(11, 8)])

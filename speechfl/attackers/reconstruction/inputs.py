@@ -29,6 +29,9 @@ class AttackedUpdate:
         Token ids of the transcripts of the utterances behind the update.
     features : list of torch.Tensor or None
         Their true features ``[T_i, F]`` (inversion's ground truth); None: not inverted.
+    prior : list of torch.Tensor or None
+        The attacker's own start features ``[T_i, F]`` for the inversion (e.g. text-to-speech of
+        the known transcript in a public voice, stretched to the frame count); None: noise.
     """
 
     client_id: str
@@ -36,6 +39,7 @@ class AttackedUpdate:
     delta: torch.Tensor
     tokens: List[List[int]]
     features: Optional[List[torch.Tensor]] = None
+    prior: Optional[List[torch.Tensor]] = None
 
 
 @dataclass

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch.func import functional_call
@@ -94,7 +94,8 @@ class Inversion:
 
 def invert_update(model: torch.nn.Module, layout: ParamLayout, global_flat: torch.Tensor, delta: torch.Tensor,
                   frames: Sequence[int], targets: Sequence[Sequence[int]], n_feats: int,
-                  config: MatchConfig = MatchConfig(), seed: int = 0, blank: int = 0) -> Inversion:
+                  config: MatchConfig = MatchConfig(), seed: int = 0, blank: int = 0,
+                  start: Optional[Sequence[torch.Tensor]] = None) -> Inversion:
     """Reconstruct the features of the utterances behind one update.
 
     Parameters
@@ -111,6 +112,9 @@ def invert_update(model: torch.nn.Module, layout: ParamLayout, global_flat: torc
         Their transcripts as token ids.
     n_feats : int
         Feature dimension (e.g. mel bands).
+    start : sequence of torch.Tensor, optional
+        The attacker's prior: start features ``[T_i, n_feats]`` per utterance (e.g. its own
+        text-to-speech of the known transcript, stretched to the frame count); default N(0, 1) noise.
     """
     if len(frames) != len(targets) or not frames:
         raise ValueError(f"{len(frames)} frame counts and {len(targets)} transcripts: need one of each per utterance")
@@ -122,6 +126,13 @@ def invert_update(model: torch.nn.Module, layout: ParamLayout, global_flat: torc
     observed = observed_subvector(layout, delta.to(torch.float32), names)
     gen = torch.Generator().manual_seed(seed)
     x0 = torch.randn(len(frames), max(frames), n_feats, generator=gen)
+    if start is not None:
+        if len(start) != len(frames):
+            raise ValueError(f"{len(start)} start feature matrices for {len(frames)} utterances")
+        for i, (s0, t) in enumerate(zip(start, frames)):
+            if tuple(s0.shape) != (t, n_feats):
+                raise ValueError(f"start[{i}] has shape {tuple(s0.shape)}, utterance {i} needs ({t}, {n_feats})")
+            x0[i, :t] = s0.to(torch.float32)
     with attack_mode(model):
         x, history = match_input(ctc_loss_fn(model, frames, targets, blank), params, observed, x0, config)
     return Inversion(features=[x[i, :t].clone() for i, t in enumerate(frames)],

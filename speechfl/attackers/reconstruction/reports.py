@@ -51,7 +51,8 @@ class InversionScore(_Report):
     ``cer_original`` decodes the true features with it (the ceiling).
     ``speaker_top1``/``top5`` are the strongest speaker attacker's (trained on
     real features) on the reconstructions; ``speaker_top1_original`` on the
-    true features of the same utterances.
+    true features of the same utterances; ``speaker_top1_start`` on the starting point (noise,
+    or the attacker's prior: a refinement must beat it to count).
     """
 
     feature_cosine: float
@@ -68,6 +69,7 @@ class InversionScore(_Report):
     n_utts: int
     seconds: float
     notes: Dict[str, str] = field(default_factory=dict)
+    speaker_top1_start: Optional[float] = None
 
 
 @dataclass

@@ -129,7 +129,8 @@ def inversion_score(inp: ReconstructionInput, views: List[torch.Tensor], config:
     for k in picks:
         u = inp.updates[k]
         inv = invert_update(inp.model, inp.layout, inp.global_flat, views[k], [f.shape[0] for f in u.features],
-                            u.tokens, u.features[0].shape[1], config.match, seed=derive_seed(config.seed, k) % 2**31)
+                            u.tokens, u.features[0].shape[1], config.match, seed=derive_seed(config.seed, k) % 2**31,
+                            start=u.prior)
         rec += inv.features
         rand += inv.start
         orig += list(u.features)
@@ -144,7 +145,7 @@ def inversion_score(inp: ReconstructionInput, views: List[torch.Tensor], config:
         cer, cer0 = _cer(inp, rec, toks), _cer(inp, orig, toks)
     else:
         notes["cer"] = "no tokenizer given"
-    top1 = top5 = top1_orig = chance = None
+    top1 = top5 = top1_orig = top1_start = chance = None
     family = None
     if oracle is not None:
         missing = sorted({s for s in spk if s not in oracle.index})
@@ -156,6 +157,7 @@ def inversion_score(inp: ReconstructionInput, views: List[torch.Tensor], config:
             family = max(on_rec, key=lambda f: on_rec[f][0])
             top1, top5 = on_rec[family]
             top1_orig = on_orig[family][0]
+            top1_start = oracle.topk([normalised(r) for r in rand], spk)[family][0]
             chance = 1.0 / len(oracle.speakers)
     else:
         notes["speaker_top1"] = "no reference features given"
@@ -164,7 +166,8 @@ def inversion_score(inp: ReconstructionInput, views: List[torch.Tensor], config:
         feature_cosine=sum(s["cosine"] for s in sims) / n, feature_mse=sum(s["mse"] for s in sims) / n,
         feature_cosine_random=sum(s["cosine"] for s in sims0) / n, match_loss=sum(losses) / len(losses),
         cer=cer, cer_original=cer0, speaker_top1=top1, speaker_top5=top5, speaker_top1_original=top1_orig,
-        speaker_chance=chance, strongest_family=family, n_utts=n, seconds=time.perf_counter() - start, notes=notes)
+        speaker_chance=chance, strongest_family=family, n_utts=n, seconds=time.perf_counter() - start, notes=notes,
+        speaker_top1_start=top1_start)
 
 
 def local_model_score(inp: ReconstructionInput, views: List[torch.Tensor]) -> LocalModelScore:
