@@ -157,14 +157,16 @@ def part_reconstruction(args) -> None:
     for i, u in enumerate(updates):
         if i >= args.inversions:
             u.features = None
+        elif args.inversion_start == "tts":
+            u.prior = [tts_prior(tok.decode(u.tokens[0]), f.shape[0], 40) for f in u.features]
     ref = [(s, u) for s in attacked for u in per_spk[s][k:]]
     reference = UtteranceSet(frames=[u[1] for _, u in ref], spk_ids=[s for s, _ in ref],
                              genders=[genders[s] for s, _ in ref], utt_ids=[u[0] for _, u in ref])
     indicator = [u[1] for s in sorted(per_spk) if split[s] == "dev" for u in per_spk[s][:3]]
     inp = ReconstructionInput(model=model, layout=layout, global_flat=global_flat, updates=updates,
                               reference=reference, indicator=indicator, tokenizer=tok)
-    match = MatchConfig(iterations=args.iterations, lr=0.1, tv_weight=args.tv, local_steps=args.local_steps,
-                        local_lr=args.client_lr)
+    match = MatchConfig(iterations=args.iterations, lr=args.inversion_lr, tv_weight=args.tv,
+                        local_steps=args.local_steps, local_lr=args.client_lr, layerwise=args.layerwise)
     views = [v for v in args.views.split(",") if v]
     inv_views = {v for v in args.inversion_views.split(",") if v}
     unknown = sorted((set(views) | inv_views) - set(COMPRESSORS))
@@ -174,7 +176,7 @@ def part_reconstruction(args) -> None:
           f"{args.client_lr}; {args.inversions} inverted per view, {args.iterations} iterations\n")
     print(f"{'view':15s} {'bytes':>8s} | {'chars P':>7s} {'R':>5s} {'F1':>5s} {'exact':>5s} {'signF1':>6s} | "
           f"{'lm relerr':>9s} {'cos':>5s} {'fp EER':>6s} | {'feat cos':>8s} {'rand':>5s} {'MSE':>5s} "
-          f"{'CER':>6s} {'CER0':>6s} {'spk@1':>5s} {'@5':>5s} {'orig@1':>6s} {'chance':>6s} {'s':>5s}")
+          f"{'CER':>6s} {'CER0':>6s} {'spk@1':>5s} {'@5':>5s} {'orig@1':>6s} {'start@1':>7s} {'chance':>6s} {'s':>5s}")
     for name in views:
         threats = ("labels", "local_model", "inversion") if name in inv_views else ("labels", "local_model")
         cfg = ReconstructionConfig(compressors={name: COMPRESSORS[name]}, threats=threats, match=match,
@@ -188,15 +190,35 @@ def part_reconstruction(args) -> None:
         if inv is not None:
             line += (f" {inv.feature_cosine:8.3f} {inv.feature_cosine_random:5.2f} {inv.feature_mse:5.2f} "
                      f"{_f(inv.cer)} {_f(inv.cer_original)} {_f(inv.speaker_top1, 5)} {_f(inv.speaker_top5, 5)} "
-                     f"{_f(inv.speaker_top1_original)} {_f(inv.speaker_chance)} {inv.seconds:5.0f}")
+                     f"{_f(inv.speaker_top1_original)} {_f(inv.speaker_top1_start, 7)} {_f(inv.speaker_chance)} "
+                     f"{inv.seconds:5.0f}")
         print(line, flush=True)
     print("\nchars: character set of the update's transcript from the CTC head (sign + ratio rules; signF1: sign "
           "rule alone); lm: local model w + D(payload) vs the true one, fp EER: footprint attack's speaker EER; "
           "feat cos: normalised Fbank cosine of the inversion (rand: its random start), CER/CER0: global model "
           "decoding the inversion / the true features, spk@1/@5: strongest speaker attacker on the inversion, "
-          "orig@1: on the true features")
+          "orig@1: on the true features, start@1: on the starting point (noise or the attacker's TTS prior)")
     print(f"footprint trials: {lm.n_target_trials} target / {lm.n_nontarget_trials} non-target; "
           f"total {time.perf_counter() - t0:.0f} s")
+
+
+PUBLIC_VOICE = ("en-us", "david")  # an espeak-ng variant the synthetic corpus never uses
+
+
+def tts_prior(text: str, frames: int, n_mels: int) -> torch.Tensor:
+    """The attacker's prior for an utterance whose transcript it knows: its own text-to-speech of the text in a
+    public voice (:data:`PUBLIC_VOICE`, no corpus speaker's), as Fbank stretched linearly to ``frames`` frames."""
+    from speechbrain.lobes.features import Fbank
+
+    from data_prep.espeak import EspeakEngine, VoiceSpec
+    from data_prep.synthetic import to_sample_rate
+
+    with EspeakEngine() as engine:
+        audio = to_sample_rate(engine.synthesize(text.lower(), VoiceSpec(*PUBLIC_VOICE), seed=0), engine.sample_rate)
+    with torch.no_grad():
+        feats = Fbank(n_mels=n_mels)(torch.from_numpy(audio).float().unsqueeze(0))  # [1, T', F]
+        return torch.nn.functional.interpolate(feats.transpose(1, 2), size=frames, mode="linear",
+                                               align_corners=True).transpose(1, 2)[0]
 
 
 def _f(v, w: int = 6) -> str:
@@ -268,8 +290,63 @@ def best_tradeoff(rows, threat: str, attack: str, max_rel_cer: float = 0.10):
     return comp, value, (value / base if base else None), num(row, "test_cer"), mb
 
 
+# metrics of the seed table (lower = better for the defender, except CER which is the cost)
+SEED_METRICS = ("test_cer", "recon_chars_f1", "linkage_acc", "source_inf_acc", "attacker_top1", "membership_auc")
+
+
+def _num(row, key):
+    v = row.values.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def mean_ci(values, level: float = 0.95):
+    """``(mean, half-width)`` of the Student-t interval over the values (seeds); half-width None below 2."""
+    from scipy.stats import t
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    return mean, float(t.ppf(0.5 + level / 2, n - 1)) * sd / n ** 0.5
+
+
+def seed_table(rows, metrics=SEED_METRICS) -> str:
+    """Markdown: for every (compression, attack) run under several seeds, each metric's mean +- 95 % t-interval
+    over the seeds, and its ratio to fp32 under the same attack, paired by seed (mean +- interval of the per-seed
+    ratios). Metrics that do not apply to a cell's attack (privacy threats are measured on clean cells) are left
+    out of it."""
+    groups = {}
+    for r in rows:
+        if "seed" in r.axes:
+            groups.setdefault((r.axes.get("compression"), r.axes.get("attack")), {})[r.axes["seed"]] = r
+    repeated = {k: v for k, v in groups.items() if len(v) >= 2}
+    if not repeated:
+        return "(no cell was run with more than one seed)"
+    lines = ["| compression | attack | seeds | metric | mean +- 95 % CI | / fp32 (paired) |", "|---|---|---|---|---|---|"]
+    for (comp, attack), by_seed in sorted(repeated.items(), key=lambda kv: (kv[0][1] or "", kv[0][0] or "")):
+        ref = groups.get(("fp32", attack), {})
+        for m in metrics:
+            vals = {s: _num(r, m) for s, r in by_seed.items() if _num(r, m) is not None}
+            if len(vals) < 2:
+                continue
+            mean, hw = mean_ci(list(vals.values()))
+            ratios = [vals[s] / _num(ref[s], m) for s in vals if s in ref and _num(ref[s], m)]
+            if comp == "fp32" or len(ratios) < 2:
+                rel = "—"
+            else:
+                rm, rh = mean_ci(ratios)
+                rel = f"{rm:.2f} +- {rh:.2f} ({len(ratios)} seeds)"
+            lines.append(f"| {comp} | {attack} | {','.join(sorted(vals))} | {m} | {mean:.3f} +- {hw:.3f} | {rel} |")
+    return "\n".join(lines)
+
+
 def pareto_report(rows) -> str:
-    """One line per threat: the best compressor within +10 % CER of fp32 (:func:`best_tradeoff`)."""
+    """One line per threat: the best compressor within +10 % CER of fp32 (:func:`best_tradeoff`), on the base
+    seed's cells (repeats under other seeds are in :func:`seed_table`)."""
+    seeds = [r.axes["seed"] for r in rows if "seed" in r.axes and not r.cell.rsplit("__", 1)[-1].startswith("seed-")]
+    if seeds:
+        rows = [r for r in rows if r.axes.get("seed") == seeds[0]]
     lines = []
     for threat, attacks in STUDY_THREATS.items():
         for attack in (attacks if isinstance(attacks, tuple) else (attacks,)):
@@ -294,7 +371,11 @@ def part_study(args) -> None:
     from speechfl.experiment.sweep import load_table
     from speechfl.io import read_json
 
-    run_sweep(grid_path, out, progress=False, only=args.cells.split(",") if args.cells else None)
+    t0 = time.perf_counter()
+    run_sweep(grid_path, out, progress=True, only=args.cells.split(",") if args.cells else None, jobs=args.jobs,
+              threads=args.threads)
+    print(f"sweep: {(time.perf_counter() - t0) / 60:.1f} min with --jobs {args.jobs} x --threads {args.threads}",
+          flush=True)
     print((out / "table.md").read_text())
     rows = load_table(out).rows
     for row in rows:  # the opt-in reconstruction threat is not a sweep-table column: read it here
@@ -304,6 +385,8 @@ def part_study(args) -> None:
         row.values["recon_chars_f1"] = f1 if f1 is not None else "n/a"
     print("\nbest trade-off per threat (lowest attack success within +10 % test CER of fp32):")
     print(pareto_report(rows))
+    print("\nover seeds (the cells that decide the answer; 95 % Student-t intervals):")
+    print(seed_table(rows))
 
 
 def main(argv=None) -> None:
@@ -312,6 +395,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--corpus", type=Path, default=None, help="synthetic corpus folder (generated if absent)")
     p.add_argument("--out", type=Path, default=None, help="study: sweep output folder")
+    p.add_argument("--jobs", type=int, default=2, help="study: cells run at a time, one process each (--threads "
+                   "torch threads per cell)")
     p.add_argument("--cells", default=None, help="study: only these cells (names or axis=value filters, e.g. "
                    "attack=none); rerun with the same --out to add the others")
     p.add_argument("--speakers", type=int, default=12)
@@ -325,6 +410,10 @@ def main(argv=None) -> None:
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--tv", type=float, default=1e-2)
     p.add_argument("--inversions", type=int, default=2, help="updates inverted per view")
+    p.add_argument("--inversion-lr", type=float, default=0.1, help="Adam learning rate on the features")
+    p.add_argument("--layerwise", action="store_true", help="match per parameter tensor (mean of 1 - cos)")
+    p.add_argument("--inversion-start", choices=("noise", "tts"), default="noise",
+                   help="noise, or the attacker's own TTS of the known transcript in a public voice")
     p.add_argument("--views", default=",".join(COMPRESSORS))
     p.add_argument("--inversion-views", default="fp32,sign_ef,topk1_ef")
     args = p.parse_args(argv)

@@ -50,7 +50,7 @@ def cmd_sweep(args) -> None:
     _set_threads(args.threads)
     try:
         sweep = run_sweep(args.grid, args.out, progress=not args.no_progress,
-                          only=args.cells.split(",") if args.cells else None)
+                          only=args.cells.split(",") if args.cells else None, jobs=args.jobs, threads=args.threads)
     except (GridError, FileNotFoundError) as exc:
         raise SystemExit(f"speechfl sweep: error: {exc}") from None
     if _print_outcome(sweep):
@@ -94,6 +94,9 @@ def register(subparsers) -> None:
     p.add_argument("--cells", default=None, metavar="FILTERS",
                    help="run only these cells: comma-separated cell names or axis=value filters (e.g. attack=none); "
                         "the others stay as they are, for a later run in the same folder")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="cells run at a time, each in its own process with --threads torch threads (default 1 "
+                        "cell; with --jobs > 1, 1 thread per cell unless --threads says otherwise)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_threads(p)
     p.set_defaults(func=cmd_sweep)

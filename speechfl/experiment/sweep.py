@@ -11,6 +11,12 @@ Grid file (YAML)::
       - {name: centralized, overrides: ["--engine=centralized"]}
     evaluate: {attackers: [linear, mlp]}           # optional keyword arguments of evaluate_run;
                                                    # false: no privacy/fairness evaluation
+    seeds:                                         # optional: repeat some cells with other seeds
+      values: [1, 2]                               #   (confidence intervals over seeds)
+      cells: [compression-none__defense-none]      #   cell names or axis=value filters
+
+A repeated cell is named ``<cell>__seed-<v>``, has the extra axis ``seed`` (the other
+cells show the base file's seed there) and the override ``--seed=<v>`` last.
 
 A cell's overrides are ``overrides`` + one value's list per axis (or the explicit
 cell's list) + ``--output_folder=DIR/cells/<name>``; a later override of the same
@@ -18,8 +24,11 @@ key replaces an earlier one. The cell name is the slug ``axis-value__axis-value`
 (or the explicit ``name``), so it is deterministic. Every key is checked against
 the base file before anything runs.
 
-Each cell runs in this process via :func:`speechfl.experiment.run.run_federated`,
-then :func:`speechfl.experiment.evaluate.evaluate_run`. A cell is *finished* when
+Each cell runs via :func:`speechfl.experiment.run.run_federated`, then
+:func:`speechfl.experiment.evaluate.evaluate_run`: in this process, or with ``jobs > 1``
+in that many worker processes (spawned, ``threads`` torch threads each), a cell per
+worker at a time; every cell is seeded by its own configuration, so results do not depend
+on ``jobs``. A cell is *finished* when
 its results.json exists and holds the ``privacy`` and ``fairness`` sections, or
 its evaluation failed (``evaluate_error.txt``: delete it to evaluate again), or
 evaluation is off; finished cells are skipped on a rerun. A cell whose training raises gets ``error.txt``
@@ -47,7 +56,7 @@ from speechfl.experiment.table import Table, rows_from, to_csv, to_markdown
 from speechfl.io import atomic_write_json, atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
-GRID_KEYS = {"base", "overrides", "grid", "cells", "evaluate"}
+GRID_KEYS = {"base", "overrides", "grid", "cells", "evaluate", "seeds"}
 INDEX = "sweep.json"
 STATUSES = ("pending", "failed", "trained", "evaluate failed", "done")
 
@@ -68,6 +77,11 @@ class CellSpec:
     name: str
     axes: Dict[str, str]
     overrides: Tuple[str, ...]
+
+    def overrides_seed(self, default):
+        """The seed this cell runs with: its last ``--seed=`` override, else ``default``."""
+        seeds = [o.split("=", 1)[1] for o in self.overrides if o.startswith("--seed=")]
+        return int(yaml.safe_load(seeds[-1])) if seeds else default
 
 
 @dataclass
@@ -135,6 +149,9 @@ def load_grid(path) -> Grid:
         cells.append(CellSpec(slug(c["name"]), {}, tuple(common + _override_list(c.get("overrides"), f"cells[{i}]"))))
     if not cells:
         raise GridError(f"{path}: the grid has no cells (give 'grid' axes or 'cells')")
+    axis_names = list(axes)
+    if spec.get("seeds") is not None:
+        cells, axis_names = _seed_repeats(path, spec["seeds"], cells, axis_names, base)
     dupes = sorted({c.name for c in cells if [d.name for d in cells].count(c.name) > 1})
     if dupes:
         raise GridError(f"{path}: duplicate cell names {dupes}")
@@ -149,7 +166,38 @@ def load_grid(path) -> Grid:
         evaluate = None
     elif not isinstance(evaluate, dict):
         raise GridError(f"{path}: 'evaluate' is a mapping of evaluate_run arguments or false, got {evaluate!r}")
-    return Grid(path=path.resolve(), base=base, axes=list(axes), cells=cells, evaluate=evaluate)
+    return Grid(path=path.resolve(), base=base, axes=axis_names, cells=cells, evaluate=evaluate)
+
+
+def _seed_repeats(path: Path, seeds, cells: List[CellSpec], axis_names: List[str],
+                  base: Path) -> Tuple[List[CellSpec], List[str]]:
+    """``cells`` with a ``seed`` axis (the base file's seed) plus the repeats the ``seeds`` block asks for."""
+    if not isinstance(seeds, dict) or set(seeds) != {"values", "cells"}:
+        raise GridError(f"{path}: 'seeds' is {{values: [int, ...], cells: [cell names or axis=value filters]}}, "
+                        f"got {seeds!r}")
+    values, picks = seeds["values"], seeds["cells"]
+    if (not isinstance(values, list) or not values or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                               for v in values) or len(set(values)) != len(values)):
+        raise GridError(f"{path}: seeds.values must be a non-empty list of distinct integers, got {values!r}")
+    if not isinstance(picks, list) or not picks or not all(isinstance(c, str) for c in picks):
+        raise GridError(f"{path}: seeds.cells must be a non-empty list of cell names or axis=value filters, "
+                        f"got {picks!r}")
+    if "seed" in axis_names:
+        raise GridError(f"{path}: 'seeds' adds the axis 'seed', which the grid already has")
+    m = re.search(r"^seed:[ \t]*(-?\d+)[ \t]*(#.*)?$", base.read_text(), flags=re.MULTILINE)
+    base_seed = int(m.group(1)) if m else None
+    if base_seed is None:
+        raise GridError(f"{path}: 'seeds' needs a 'seed' key in the base hparams {base}")
+    chosen = _select(path, cells, picks)
+    default = {c.name: str(c.overrides_seed(base_seed)) for c in cells}
+    if any(int(default[n]) in values for n in chosen):
+        raise GridError(f"{path}: seeds.values {values} repeat a seed some chosen cell already runs with")
+    out = [CellSpec(c.name, {**c.axes, "seed": default[c.name]}, c.overrides) for c in cells]
+    for v in values:
+        out += [CellSpec(f"{c.name}__seed-{v}", {**c.axes, "seed": str(v)}, (*c.overrides, f"--seed={v}"))
+                for c in cells if c.name in chosen]
+    return out, [*axis_names, "seed"]
+
 
 
 def _evaluator(kwargs: dict):
@@ -243,24 +291,48 @@ def select_cells(grid: Grid, only: Optional[Sequence[str]]) -> set:
     when its axis has that value); ``None`` selects every cell. A filter that matches no cell is an error."""
     if only is None:
         return {c.name for c in grid.cells}
+    return _select(grid.path, grid.cells, only, "--cells")
+
+
+def _select(path: Path, cells: Sequence[CellSpec], filters: Sequence[str], what: str = "seeds.cells") -> set:
     chosen = set()
-    for f in only:
+    for f in filters:
         if "=" in f:
             axis, value = f.split("=", 1)
-            hit = {c.name for c in grid.cells if c.axes.get(axis) == value}
+            hit = {c.name for c in cells if c.axes.get(axis) == value}
         else:
-            hit = {c.name for c in grid.cells if c.name == f}
+            hit = {c.name for c in cells if c.name == f}
         if not hit:
-            raise GridError(f"{grid.path}: --cells {f!r} matches no cell; cells: {', '.join(c.name for c in grid.cells)}")
+            raise GridError(f"{path}: {what} {f!r} matches no cell; cells: {', '.join(c.name for c in cells)}")
         chosen |= hit
     return chosen
 
 
-def run_sweep(grid_path, out, progress: bool = True, only: Optional[Sequence[str]] = None) -> SweepResult:
+def _worker_init(threads: Optional[int]) -> None:
+    import torch
+
+    torch.set_num_threads(threads or 1)
+
+
+def _run_cell_job(grid: Grid, cell: CellSpec, cell_dir: Path) -> Tuple[str, Optional[str], float]:
+    """A worker process's cell: (status, error line, seconds)."""
+    evaluate_fn = _evaluator(grid.evaluate) if grid.evaluate is not None else None
+    start = time.time()
+    status, error = run_cell(grid, cell, cell_dir, evaluate_fn, progress=False)
+    return status, error, time.time() - start
+
+
+def run_sweep(grid_path, out, progress: bool = True, only: Optional[Sequence[str]] = None, jobs: int = 1,
+              threads: Optional[int] = None) -> SweepResult:
     """Run every unfinished cell of the grid in ``out`` (only those :func:`select_cells` picks from ``only``:
-    the others are left as they are, to be run later in the same folder), then write the index and the table."""
+    the others are left as they are, to be run later in the same folder), then write the index and the table.
+
+    ``jobs > 1`` runs that many cells at a time in spawned worker processes with ``threads`` torch threads
+    each (default 1); per-cell progress bars are then off."""
     from tqdm.auto import tqdm
 
+    if not isinstance(jobs, int) or jobs < 1:
+        raise GridError(f"jobs must be a positive integer, got {jobs!r}")
     grid = load_grid(grid_path)
     selected = select_cells(grid, only)
     out = Path(out).resolve()
@@ -275,26 +347,52 @@ def run_sweep(grid_path, out, progress: bool = True, only: Optional[Sequence[str
         outcomes.append(CellOutcome(cell.name, cell.axes, list(cell.overrides), str(d.relative_to(out)),
                                     cell_status(d, grid.evaluate is not None), "pending", 0.0, None))
     _write_index(out, grid, outcomes)
-    bar = tqdm(list(zip(grid.cells, outcomes)), desc="sweep", unit="cell", disable=not progress)
-    for cell, oc in bar:
-        bar.set_postfix_str(oc.name)
+    todo = []
+    for cell, oc in zip(grid.cells, outcomes):
         if is_finished(oc.status, grid.evaluate is not None):
             oc.action = "skipped"
-            continue
-        if oc.name not in selected:
+        elif oc.name not in selected:
             oc.action = "not selected"
-            continue
-        d = out / oc.dir
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(d / "cell.json", {"name": oc.name, "axes": oc.axes, "overrides": oc.overrides,
-                                            "base": str(grid.base)})
-        oc.action = "evaluated" if oc.status == "trained" else "ran"
-        start = time.time()
-        oc.status, oc.error = run_cell(grid, cell, d, evaluate_fn, progress)
-        oc.seconds = time.time() - start
+        else:
+            d = out / oc.dir
+            d.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(d / "cell.json", {"name": oc.name, "axes": oc.axes, "overrides": oc.overrides,
+                                                "base": str(grid.base)})
+            oc.action = "evaluated" if oc.status == "trained" else "ran"
+            todo.append((cell, oc))
+
+    def finish(oc: CellOutcome) -> None:
         if oc.error:
-            tqdm.write(f"cell {oc.name}: {oc.status}: {oc.error} (see {d})")
+            tqdm.write(f"cell {oc.name}: {oc.status}: {oc.error} (see {out / oc.dir})")
         _write_index(out, grid, outcomes)
+
+    bar = tqdm(total=len(todo), desc="sweep", unit="cell", disable=not progress)
+    if jobs == 1 or len(todo) <= 1:
+        for cell, oc in todo:
+            bar.set_postfix_str(oc.name)
+            start = time.time()
+            oc.status, oc.error = run_cell(grid, cell, out / oc.dir, evaluate_fn, progress)
+            oc.seconds = time.time() - start
+            finish(oc)
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
+                                 initargs=(threads,)) as pool:
+            futures = {pool.submit(_run_cell_job, grid, cell, out / oc.dir): oc for cell, oc in todo}
+            for fut in as_completed(futures):
+                oc = futures[fut]
+                try:
+                    oc.status, oc.error, oc.seconds = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a worker that died (e.g. killed for memory)
+                    oc.status, oc.error = "failed", f"worker process failed: {type(exc).__name__}: {exc}"
+                bar.set_postfix_str(oc.name)
+                finish(oc)
+                bar.update(1)
+    bar.close()
     table = load_table(out)
     csv_path, md_path = out / "table.csv", out / "table.md"
     atomic_write_text(csv_path, to_csv(table))

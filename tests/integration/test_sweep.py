@@ -204,3 +204,47 @@ def test_cells_filter_runs_a_part_now_and_the_rest_later_in_the_same_folder(tmp_
     rest = run_sweep(grid, tmp_path / "out", progress=False)
     assert [c.action for c in rest.cells] == ["ran", "skipped"]
     assert [c.status for c in rest.cells] == ["trained", "trained"]  # no evaluate in this grid
+
+
+def test_jobs_run_cells_in_worker_processes_with_the_same_results(swept, tiny_hparams_overrides, tmp_path):
+    _, out1, sequential = swept
+    seeds = {"values": [7], "cells": ["compression=topk_ef"]}
+    grid = write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides, seeds=seeds)
+    result = run_sweep(grid, tmp_path / "out", progress=False, jobs=2, threads=1)
+    status = {c.name: c.status for c in result.cells}
+    assert status == {"compression-none__defense-none": "done", "compression-topk_ef__defense-none": "done",
+                      "broken": "failed", "compression-topk_ef__defense-none__seed-7": "done"}
+    assert all(c.action == "ran" and c.seconds > 0 for c in result.cells)
+    for name in ("compression-none__defense-none", "compression-topk_ef__defense-none"):
+        a = json.loads((out1 / "cells" / name / "results.json").read_text())
+        b = json.loads((tmp_path / "out" / "cells" / name / "results.json").read_text())
+        assert b["test"] == a["test"] and b["privacy"]["representations"] == a["privacy"]["representations"]
+    repeat_name = "compression-topk_ef__defense-none__seed-7"
+    repeat = json.loads((tmp_path / "out" / "cells" / repeat_name / "results.json").read_text())
+    assert repeat["config"]["argv"][-2:] == ["--seed=7", f"--output_folder={tmp_path / 'out' / 'cells' / repeat_name}"]
+    rows = {r["cell"]: r for r in csv.DictReader((tmp_path / "out" / "table.csv").open())}
+    assert rows["compression-topk_ef__defense-none__seed-7"]["seed"] == "7"
+    assert rows["compression-topk_ef__defense-none"]["seed"] == rows["compression-none__defense-none"]["seed"] != "7"
+
+
+def test_seeds_block_repeats_the_chosen_cells_and_bad_blocks_are_refused(tmp_path, tiny_hparams_overrides):
+    seeds = {"values": [3, 4], "cells": ["compression-none__defense-none"]}
+    grid = load_grid(write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides, seeds=seeds))
+    base_seed = int(next(line.split(":")[1] for line in FED_HPARAMS.read_text().splitlines()
+                         if line.startswith("seed:")))
+    assert grid.axes == ["compression", "defense", "seed"]
+    cells = {c.name: c for c in grid.cells}
+    assert list(cells) == ["compression-none__defense-none", "compression-topk_ef__defense-none", "broken",
+                           "compression-none__defense-none__seed-3", "compression-none__defense-none__seed-4"]
+    assert cells["compression-none__defense-none"].axes["seed"] == str(base_seed)
+    assert cells["broken"].axes == {"seed": str(base_seed)}
+    rep = cells["compression-none__defense-none__seed-4"]
+    assert rep.axes == {"compression": "none", "defense": "none", "seed": "4"}
+    assert rep.overrides == (*cells["compression-none__defense-none"].overrides, "--seed=4")
+    for bad, message in [({"values": [3]}, r"'seeds' is \{values"),
+                         ({"values": [3, 3], "cells": ["broken"]}, "distinct integers"),
+                         ({"values": [True], "cells": ["broken"]}, "distinct integers"),
+                         ({"values": [3], "cells": ["compression=zip"]}, "seeds.cells 'compression=zip' matches no"),
+                         ({"values": [base_seed], "cells": ["broken"]}, "repeat a seed")]:
+        with pytest.raises(GridError, match=message):
+            load_grid(write_grid(tmp_path / "bad.yaml", tiny_hparams_overrides, seeds=bad))
