@@ -18,6 +18,7 @@ speakers or runs) with a fixed per-utterance noise seed, and all randomness come
 ``random.Random`` streams seeded from ``seed``.
 """
 
+import contextlib
 import functools
 import io
 import logging
@@ -340,8 +341,32 @@ def generate_corpus(out_dir, n_speakers=DEFAULT_SPEAKERS, n_utterances=DEFAULT_U
     config = _config(n_speakers, n_utterances, seed, split_fractions,
                      {"female_fraction": female_fraction, "utterances_female": utterances_female,
                       "utterances_male": utterances_male})
-    if _check_out_dir(out_dir, config):
-        return out_dir
+    marker = read_marker(out_dir / MARKER_NAME)
+    if marker is not None and marker.get("config") == config and marker.get("complete"):
+        return out_dir  # finished: no lock needed (the folder may be read-only)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out_dir.parent / f".{out_dir.name}.lock"):  # another process may be generating it now
+        if _check_out_dir(out_dir, config):
+            return out_dir
+        _write_corpus(out_dir, speakers, counts, config, seed, progress, workers)
+    return out_dir
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path):
+    """An exclusive advisory lock (``flock``) on ``lock_path`` for the duration: two processes (e.g. the cells of
+    ``speechfl sweep --jobs``) asking for the same corpus generate it once; the second finds it complete."""
+    import fcntl
+
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_corpus(out_dir, speakers, counts, config, seed, progress, workers):
     out_dir.mkdir(parents=True, exist_ok=True)
     _verify_variants(speakers)
     with EspeakEngine() as probe:
@@ -354,4 +379,3 @@ def generate_corpus(out_dir, n_speakers=DEFAULT_SPEAKERS, n_utterances=DEFAULT_U
         minutes = {speaker.spk_id: future.result() / 60.0 for speaker, future in zip(speakers, futures)}
     atomic_write_text(out_dir / "SPEAKERS.TXT", _speakers_txt(speakers, minutes))
     write_marker(out_dir / MARKER_NAME, {"config": config, "complete": True, "espeak_ng": version})
-    return out_dir

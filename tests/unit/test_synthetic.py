@@ -287,3 +287,31 @@ def test_sentences_are_varied_bounded_and_seeded():
     assert len(set(first) & set(other)) < 5
     with pytest.raises(ValueError):
         generate_sentences(random.Random(0), 3, min_words=9, max_words=2)
+
+
+def _generate_in_child(out, queue):
+    try:
+        generate_corpus(out, n_speakers=3, n_utterances=2, seed=8, progress=False, workers=1)
+        queue.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        queue.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_processes_generating_the_same_corpus_at_once_both_get_it_whole(tmp_path):
+    """The cells of `speechfl sweep --jobs` may ask for the same corpus together: one generates it under a lock,
+    the other waits and finds it complete (no half-written folder, no error)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    out = tmp_path / "shared"
+    procs = [ctx.Process(target=_generate_in_child, args=(out, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert sorted(queue.get(timeout=5) for _ in procs) == ["ok", "ok"]
+    reference = generate_corpus(tmp_path / "alone", n_speakers=3, n_utterances=2, seed=8, progress=False)
+    digest = lambda root: {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+                           for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER_NAME}
+    assert digest(out) == digest(reference) and len(digest(out)) > 6
