@@ -18,6 +18,12 @@ Grid file (YAML)::
 A repeated cell is named ``<cell>__seed-<v>``, has the extra axis ``seed`` (the other
 cells show the base file's seed there) and the override ``--seed=<v>`` last.
 
+``evaluate.baseline_cell`` names, per cell, another cell of the grid whose trained model is
+the VoicePrivacy baseline of the cell's evaluation (``evaluate_run(baseline=...)``: the
+ignorant / lazy-informed / semi-informed scenarios), as a template on the cell's axes, e.g.
+``"engine-{engine}__defense-none"``. A baseline cell is its own baseline (evaluated without
+one); chains are refused. Baseline cells are trained first, and a cell waits for its own.
+
 A cell's overrides are ``overrides`` + one value's list per axis (or the explicit
 cell's list) + ``--output_folder=DIR/cells/<name>``; a later override of the same
 key replaces an earlier one. The cell name is the slug ``axis-value__axis-value``
@@ -46,7 +52,7 @@ import logging
 import re
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -91,6 +97,7 @@ class Grid:
     axes: List[str]
     cells: List[CellSpec]
     evaluate: Optional[dict]  # None: evaluation off
+    baselines: Dict[str, str] = field(default_factory=dict)  # cell name -> its baseline cell's name (only cells that have another one)
 
 
 def _override_list(value, where: str) -> List[str]:
@@ -166,7 +173,40 @@ def load_grid(path) -> Grid:
         evaluate = None
     elif not isinstance(evaluate, dict):
         raise GridError(f"{path}: 'evaluate' is a mapping of evaluate_run arguments or false, got {evaluate!r}")
-    return Grid(path=path.resolve(), base=base, axes=axis_names, cells=cells, evaluate=evaluate)
+    baselines = {}
+    if evaluate is not None and "baseline_cell" in evaluate:
+        evaluate = dict(evaluate)
+        baselines = _baseline_cells(path, evaluate.pop("baseline_cell"), cells, "baseline" in evaluate)
+    return Grid(path=path.resolve(), base=base, axes=axis_names, cells=cells, evaluate=evaluate, baselines=baselines)
+
+
+def _baseline_cells(path: Path, template, cells: List[CellSpec], has_baseline: bool) -> Dict[str, str]:
+    """Cell name -> baseline cell name from the ``evaluate.baseline_cell`` template (cells that are their own
+    baseline are left out)."""
+    if has_baseline:
+        raise GridError(f"{path}: evaluate has both 'baseline' (one run folder) and 'baseline_cell' (a cell per "
+                        "cell); give one")
+    if not isinstance(template, str) or not template:
+        raise GridError(f"{path}: evaluate.baseline_cell is a cell-name template such as "
+                        f"'engine-{{engine}}__defense-none', got {template!r}")
+    names = {c.name for c in cells}
+    out = {}
+    for c in cells:
+        try:
+            name = template.format(**c.axes)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise GridError(f"{path}: evaluate.baseline_cell {template!r} does not format with cell {c.name}'s axes "
+                            f"{c.axes}: {exc!r}") from None
+        if name not in names:
+            raise GridError(f"{path}: evaluate.baseline_cell gives {name!r} for cell {c.name}, which is no cell of "
+                            "the grid")
+        if name != c.name:
+            out[c.name] = name
+    chained = sorted(n for n, b in out.items() if b in out)
+    if chained:
+        raise GridError(f"{path}: evaluate.baseline_cell: the baseline of {chained[0]} ({out[chained[0]]}) has a "
+                        "baseline of its own; a baseline cell must be its own baseline")
+    return out
 
 
 def _seed_repeats(path: Path, seeds, cells: List[CellSpec], axis_names: List[str],
@@ -265,7 +305,8 @@ def _write_error(path: Path) -> str:
 
 
 def run_cell(grid: Grid, cell: CellSpec, cell_dir: Path, evaluate_fn, progress: bool) -> Tuple[str, Optional[str]]:
-    """Train (unless results.json exists) and evaluate one cell; returns (status, error line or None)."""
+    """Train (unless results.json exists) and evaluate one cell (against its baseline cell, if the grid names
+    one); returns (status, error line or None)."""
     from speechfl.experiment.hparams import load_hparams
     from speechfl.experiment.run import run_federated
 
@@ -279,8 +320,11 @@ def run_cell(grid: Grid, cell: CellSpec, cell_dir: Path, evaluate_fn, progress: 
             return "failed", _write_error(cell_dir / "error.txt")
     if grid.evaluate is None or evaluate_fn is None:
         return "trained", None
+    kwargs = dict(grid.evaluate)
+    if cell.name in grid.baselines:
+        kwargs["baseline"] = str(cell_dir.parent / grid.baselines[cell.name])
     try:
-        evaluate_fn(cell_dir, progress=progress, **grid.evaluate)
+        evaluate_fn(cell_dir, progress=progress, **kwargs)
     except Exception:  # noqa: BLE001
         return "evaluate failed", _write_error(cell_dir / "evaluate_error.txt")
     return "done", None
@@ -361,6 +405,17 @@ def run_sweep(grid_path, out, progress: bool = True, only: Optional[Sequence[str
             oc.action = "evaluated" if oc.status == "trained" else "ran"
             todo.append((cell, oc))
 
+    baselines = grid.baselines
+    todo_names = {oc.name for _, oc in todo}
+    status_of = {oc.name: oc.status for oc in outcomes}
+    for _, oc in todo:
+        dep = baselines.get(oc.name)
+        if dep and dep not in todo_names and status_of[dep] in ("pending", "failed"):
+            raise GridError(f"cell {oc.name} is evaluated against baseline cell {dep}, which is not trained and not "
+                            "selected; run it too (--cells)")
+    deps = {baselines[oc.name] for _, oc in todo if oc.name in baselines} & todo_names
+    todo.sort(key=lambda t: t[1].name not in deps)  # baseline cells first (stable)
+
     def finish(oc: CellOutcome) -> None:
         if oc.error:
             tqdm.write(f"cell {oc.name}: {oc.status}: {oc.error} (see {out / oc.dir})")
@@ -377,21 +432,32 @@ def run_sweep(grid_path, out, progress: bool = True, only: Optional[Sequence[str
             bar.update(1)
     else:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
                                  initargs=(threads,)) as pool:
-            futures = {pool.submit(_run_cell_job, grid, cell, out / oc.dir): oc for cell, oc in todo}
-            for fut in as_completed(futures):
-                oc = futures[fut]
-                try:
-                    oc.status, oc.error, oc.seconds = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker that died (e.g. killed for memory)
-                    oc.status, oc.error = "failed", f"worker process failed: {type(exc).__name__}: {exc}"
-                bar.set_postfix_str(oc.name)
-                finish(oc)
-                bar.update(1)
+            futures, finished = {}, set()
+            waiting = [(cell, oc) for cell, oc in todo if baselines.get(oc.name) in deps]
+            for cell, oc in todo:
+                if baselines.get(oc.name) not in deps:
+                    futures[pool.submit(_run_cell_job, grid, cell, out / oc.dir)] = oc
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    oc = futures.pop(fut)
+                    try:
+                        oc.status, oc.error, oc.seconds = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker that died (e.g. killed for memory)
+                        oc.status, oc.error = "failed", f"worker process failed: {type(exc).__name__}: {exc}"
+                    finished.add(oc.name)
+                    bar.set_postfix_str(oc.name)
+                    finish(oc)
+                    bar.update(1)
+                ready = [(c, o) for c, o in waiting if baselines[o.name] in finished]
+                waiting = [(c, o) for c, o in waiting if baselines[o.name] not in finished]
+                for cell, oc in ready:  # a cell whose baseline failed runs anyway; its evaluation says why
+                    futures[pool.submit(_run_cell_job, grid, cell, out / oc.dir)] = oc
     bar.close()
     table = load_table(out)
     csv_path, md_path = out / "table.csv", out / "table.md"

@@ -248,3 +248,40 @@ def test_seeds_block_repeats_the_chosen_cells_and_bad_blocks_are_refused(tmp_pat
                          ({"values": [base_seed], "cells": ["broken"]}, "repeat a seed")]:
         with pytest.raises(GridError, match=message):
             load_grid(write_grid(tmp_path / "bad.yaml", tiny_hparams_overrides, seeds=bad))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_baseline_cell_is_trained_first_and_gives_the_voiceprivacy_scenarios(tmp_path, tiny_hparams_overrides, jobs):
+    # the dependent cell comes first in grid order: its baseline must still be trained before it is evaluated
+    grid = write_grid(tmp_path / "grid.yaml", tiny_hparams_overrides, cells=[],
+                      grid={"compression": {"topk_ef": [TOPK], "none": []}, "defense": {"none": []}},
+                      evaluate={"attackers": ["linear"], "max_per_speaker": 6,
+                                "baseline_cell": "compression-none__defense-{defense}"})
+    result = run_sweep(grid, tmp_path / "out", progress=False, jobs=jobs)
+    assert [c.status for c in result.cells] == ["done", "done"]
+    cells = tmp_path / "out" / "cells"
+    dep = json.loads((cells / "compression-topk_ef__defense-none" / "results.json").read_text())
+    base = json.loads((cells / "compression-none__defense-none" / "results.json").read_text())
+    assert dep["evaluation"]["baseline"] == str(cells / "compression-none__defense-none")
+    assert set(dep["privacy"]["reports"]["scenarios"]) == {"ignorant", "lazy_informed", "semi_informed"}
+    assert base["evaluation"]["baseline"] is None and base["privacy"]["reports"]["scenarios"] is None
+    # the baseline's results.json was written before the dependent's evaluation began
+    assert (cells / "compression-none__defense-none" / "results.json").stat().st_mtime < \
+        (cells / "compression-topk_ef__defense-none" / "results.json").stat().st_mtime
+
+
+def test_bad_baseline_cell_templates_are_refused(tmp_path, tiny_hparams_overrides):
+    ev = {"attackers": ["linear"]}
+    for template, message in [("compression-{nope}__defense-none", "does not format"),
+                              ("compression-zip__defense-{defense}", "'compression-zip__defense-none'.*no cell"),
+                              ("compression-{compression}", "no cell")]:
+        with pytest.raises(GridError, match=message):
+            load_grid(write_grid(tmp_path / "g.yaml", tiny_hparams_overrides, cells=[],
+                                 evaluate={**ev, "baseline_cell": template}))
+    with pytest.raises(GridError, match="both 'baseline'"):
+        load_grid(write_grid(tmp_path / "g.yaml", tiny_hparams_overrides, cells=[],
+                             evaluate={**ev, "baseline": "x", "baseline_cell": "compression-none__defense-none"}))
+    with pytest.raises(GridError, match="has a baseline of its own"):  # a-p__b-q -> a-q__b-p -> a-p__b-q
+        load_grid(write_grid(tmp_path / "g.yaml", tiny_hparams_overrides, cells=[],
+                             grid={"a": {"p": [], "q": []}, "b": {"p": [], "q": []}},
+                             evaluate={**ev, "baseline_cell": "a-{b}__b-{a}"}))
