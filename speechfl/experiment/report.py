@@ -200,8 +200,8 @@ def _html_page(head: str, table: Table, optimal: Dict[str, List[str]], figures, 
     for title, png, text in figures:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         body.append(f"<div class=fig><h3>{html.escape(title)}</h3><a href='{png.name}'><img "
-                    f"alt='{html.escape(title)}' src='data:image/png;base64,{data}'></a><p><small>"
-                    f"{html.escape(text)}</small></p></div>")
+                    f"alt='{html.escape(title)}' src='data:image/png;base64,{data}'></a>"
+                    f"<p style='white-space: pre-wrap'><small>{html.escape(text)}</small></p></div>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>speechfl sweep report</title>"
             f"<style>{_CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n")
 
@@ -254,6 +254,11 @@ def write_report(sweep_dir, out_dir=None) -> ReportFiles:
     from speechfl.experiment.fairness_plots import sweep_fairness_figures
 
     for title, png, text in sweep_fairness_figures(sweep_dir, [r.cell for r in table.rows], out):
+        pngs.append(png)
+        figures.append((title, png, text))
+    from speechfl.experiment.hiding_plots import sweep_hiding_figures
+
+    for title, png, text in sweep_hiding_figures(sweep_dir, table, out):
         pngs.append(png)
         figures.append((title, png, text))
     dec = plot_decentralized(_cell_results(sweep_dir, [r.cell for r in table.rows]), out / "decentralized.png")
