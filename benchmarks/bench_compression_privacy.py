@@ -177,6 +177,8 @@ def part_reconstruction(args) -> None:
     print(f"{'view':15s} {'bytes':>8s} | {'chars P':>7s} {'R':>5s} {'F1':>5s} {'exact':>5s} {'signF1':>6s} | "
           f"{'lm relerr':>9s} {'cos':>5s} {'fp EER':>6s} | {'feat cos':>8s} {'rand':>5s} {'MSE':>5s} "
           f"{'CER':>6s} {'CER0':>6s} {'spk@1':>5s} {'@5':>5s} {'orig@1':>6s} {'start@1':>7s} {'chance':>6s} {'s':>5s}")
+    if args.path_check:
+        path_check(inp, args)
     for name in views:
         threats = ("labels", "local_model", "inversion") if name in inv_views else ("labels", "local_model")
         cfg = ReconstructionConfig(compressors={name: COMPRESSORS[name]}, threats=threats, match=match,
@@ -200,6 +202,33 @@ def part_reconstruction(args) -> None:
           "orig@1: on the true features, start@1: on the starting point (noise or the attacker's TTS prior)")
     print(f"footprint trials: {lm.n_target_trials} target / {lm.n_nontarget_trials} non-target; "
           f"total {time.perf_counter() - t0:.0f} s")
+
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def path_check(inp, args) -> None:
+    """Print the matching objective (fp32 view) on the straight path from the attacker's start (TTS prior and
+    noise) to the true features of each inverted update: is the truth singled out by the update?"""
+    from speechfl.attackers.reconstruction.inversion import mismatch_along
+
+    print("identifiability: 1 - cos(simulated, observed fp32 update) at x = (1 - a) start + a truth")
+    print(f"{'update':8s} {'start':6s} {'objective':9s} " + " ".join(f"a={a:<5}" for a in ALPHAS))
+    for k, u in enumerate(inp.updates):
+        if u.features is None:
+            continue
+        frames = [f.shape[0] for f in u.features]
+        gen = torch.Generator().manual_seed(k)
+        starts = {"tts": [tts_prior(inp.tokenizer.decode(t), f.shape[0], f.shape[1]) for t, f in
+                          zip(u.tokens, u.features)],
+                  "noise": [torch.randn(f.shape, generator=gen) for f in u.features]}
+        for sname, st in starts.items():
+            for lw in (False, True):
+                m = mismatch_along(inp.model, inp.layout, inp.global_flat, u.delta, frames, u.tokens, st, u.features,
+                                   ALPHAS, layerwise=lw)
+                print(f"{k:<8d} {sname:6s} {'layerwise' if lw else 'global':9s} " + " ".join(f"{v:7.4f}" for v in m),
+                      flush=True)
+    print()
 
 
 PUBLIC_VOICE = ("en-us", "david")  # an espeak-ng variant the synthetic corpus never uses
@@ -412,6 +441,8 @@ def main(argv=None) -> None:
     p.add_argument("--inversions", type=int, default=2, help="updates inverted per view")
     p.add_argument("--inversion-lr", type=float, default=0.1, help="Adam learning rate on the features")
     p.add_argument("--layerwise", action="store_true", help="match per parameter tensor (mean of 1 - cos)")
+    p.add_argument("--path-check", action="store_true", help="print the matching objective on the path from the "
+                   "start (TTS prior, noise) to the truth for the inverted updates (identifiability)")
     p.add_argument("--inversion-start", choices=("noise", "tts"), default="noise",
                    help="noise, or the attacker's own TTS of the known transcript in a public voice")
     p.add_argument("--views", default=",".join(COMPRESSORS))

@@ -125,3 +125,25 @@ def test_inversion_starts_from_the_attackers_prior_when_given():
     with pytest.raises(ValueError, match=r"start\[0\] has shape \(11, 8\)"):
         invert_update(model, layout, flat, torch.ones(layout.dim), [12], [[1, 2]], 8, MatchConfig(iterations=1),
                       start=[torch.zeros(11, 8)])
+
+
+def test_mismatch_along_the_path_is_zero_at_the_truth():
+    """Oracle: the observed update is the eval-mode FedSGD update of the true features, so the objective is 0 at
+    a = 1 and positive from a noise start."""
+    from speechfl.attackers.reconstruction.ctc import ctc_nll
+    from speechfl.attackers.reconstruction.inversion import mismatch_along
+    from speechfl.federated.update import ParamLayout, flatten_params
+    from speechfl.models.asr import ASRModel
+
+    torch.manual_seed(0)
+    model = ASRModel(n_mels=8, vocab_size=6, channels=2, proj=8, hidden=4, layers=1, dropout=0.0)
+    model.eval()
+    layout = ParamLayout.from_module(model)
+    feats = torch.randn(20, 8).cumsum(0) * 0.3
+    lp = model(feats.unsqueeze(0), torch.ones(1)).log_probs[0]
+    grads = dict(zip([n for n, _ in model.named_parameters()],
+                     torch.autograd.grad(ctc_nll(lp, [1, 3]) / 2, list(model.parameters()))))
+    delta = -0.1 * torch.cat([grads[n].reshape(-1) for n in layout.names])
+    m = mismatch_along(model, layout, flatten_params(model, layout), delta, [20], [[1, 3]], [torch.randn(20, 8)],
+                       [feats], [0.0, 0.5, 1.0])
+    assert m[2] == pytest.approx(0.0, abs=1e-5) and m[0] > 0.05

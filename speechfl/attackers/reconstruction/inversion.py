@@ -151,3 +151,36 @@ def feature_similarity(a: torch.Tensor, b: torch.Tensor) -> Dict[str, float]:
     na, nb = normalised(a).reshape(-1), normalised(b).reshape(-1)
     return {"cosine": float(torch.nn.functional.cosine_similarity(na, nb, dim=0)),
             "mse": float(((na - nb) ** 2).mean())}
+
+
+def mismatch_along(model: torch.nn.Module, layout: ParamLayout, global_flat: torch.Tensor, delta: torch.Tensor,
+                   frames: Sequence[int], targets: Sequence[Sequence[int]], start: Sequence[torch.Tensor],
+                   end: Sequence[torch.Tensor], alphas: Sequence[float], layerwise: bool = False,
+                   blank: int = 0) -> List[float]:
+    """Identifiability check: the matching objective ``1 - cos`` at ``x = (1 - a) start + a end`` for each ``a``.
+
+    With ``end`` the true features and ``start`` the attacker's starting point, a curve that falls
+    steeply towards ``a = 1`` says the update singles out the truth (a failed inversion is then an
+    optimisation problem); a flat one says the update hardly tells them apart (no optimiser will).
+    """
+    from speechfl.attackers.reconstruction.matching import layerwise_mismatch, simulated_update
+
+    names = matched_names(layout)
+    sl = layout.slices()
+    params = {n: global_flat[sl[n]].view(s).to(torch.float32).clone().requires_grad_(True)
+              for n, s in zip(layout.names, layout.shapes) if n in names}
+    observed = observed_subvector(layout, delta.to(torch.float32), names)
+    sizes = [p.numel() for p in params.values()]
+    loss = ctc_loss_fn(model, frames, targets, blank)
+    T, F = max(frames), start[0].shape[1]
+    out = []
+    with attack_mode(model):
+        for a in alphas:
+            x = torch.zeros(len(frames), T, F)
+            for i, (s0, e0, t) in enumerate(zip(start, end, frames)):
+                x[i, :t] = (1.0 - a) * s0 + a * e0
+            sim = simulated_update(loss, params, x, 1, 1.0).detach()
+            m = (layerwise_mismatch(sim, observed, sizes) if layerwise
+                 else 1.0 - torch.nn.functional.cosine_similarity(sim, observed, dim=0, eps=1e-12))
+            out.append(float(m))
+    return out
