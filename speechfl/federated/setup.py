@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 import torch
@@ -68,6 +69,9 @@ class FederatedSetup:
     config: Optional[ExperimentConfig] = None
     public_pool: Optional[object] = None  # speechfl.privacy.public_pool.PublicPool: the adversary's negatives
     client_groups: Dict[str, str] = field(default_factory=dict)  # stratified sampling: client id -> group
+    # VQ codebooks the server fits on public utterances after the warm-up (speechfl.privacy.bottleneck): one
+    # {"stage", "param", "warmup_steps", "iterations", "feats"} per VQ stage with an ``init``
+    vq_inits: List[dict] = field(default_factory=list)
     origin: Optional[RunOrigin] = None  # set by run_federated: what engines that rebuild the run need
     _datasets: Dict[str, object] = field(default_factory=dict)
 
@@ -223,6 +227,12 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
 
         pool_spec = check_public_pool(dict(hparams["adversary"]), dp_sample=bool(hparams.get("dp_sample")),
                                       data_folder=hparams.get("data_folder"))
+    vq_init_specs = []
+    if hparams.get("bottleneck"):
+        from speechfl.privacy.bottleneck import check_vq_init
+
+        vq_init_specs = check_vq_init(hparams["bottleneck"], engine=getattr(engine, "value", engine),
+                                      data_folder=hparams.get("data_folder"))
     torch.manual_seed(seed)
 
     corpus = prepare_corpus(hparams, progress=progress)
@@ -254,8 +264,18 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
 
         public_pool = load_public_pool(pool_spec, cache=corpus.cache, save_folder=hparams["save_folder"],
                                        first_label=len(label_maps["speaker"]), progress=progress)
+    vq_inits = []
     if hparams.get("bottleneck"):
         attach_bottleneck_stage(model, hparams, cfg)
+        from speechfl.privacy.public_pool import load_public_pool
+
+        for i, init in vq_init_specs:
+            pool = load_public_pool(init["public_pool"], cache=corpus.cache,
+                                    save_folder=Path(hparams["save_folder"]) / f"vq_init_{i}", first_label=0,
+                                    progress=progress)
+            vq_inits.append({"stage": i, "param": f"bottleneck.stages.{i}.codebook",
+                             "warmup_steps": model.bottleneck.stages[i].warmup_steps,
+                             "iterations": init["iterations"], "feats": pool.feats})
     model.to(device)
     layout = ParamLayout.from_module(model)
     if layout.buffers:  # check_model refused these already; a model changed after the check is caught here
@@ -312,5 +332,5 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
         server_optimizer=server_optimizer, malicious=malicious, update_attack=update_attack, data_attack=data_attack,
         dp_user=dp_user, dp_sample_spec=hparams.get("dp_sample"), secagg=mechanisms.secagg, label_maps=label_maps,
         client_rows=client_rows, genders=genders, device=device, config=cfg, public_pool=public_pool,
-        client_groups=strata,
+        client_groups=strata, vq_inits=vq_inits,
     )

@@ -57,6 +57,7 @@ class Simulation:
         self.history: List[dict] = []
         self.round = 0
         self.step_offset = 0
+        self.vq_initialised: dict = {}  # codebook parameter -> round whose start fit it (public k-means)
         self.fingerprint = config_fingerprint(setup.hparams)
         self.resume_mode = resume_mode(setup.hparams)
         self._resume()
@@ -66,6 +67,7 @@ class Simulation:
         return {
             "round": self.round,
             "step_offset": self.step_offset,
+            "vq_initialised": dict(self.vq_initialised),
             "server": self.server.state_dict(),
             "client_view": self.client_view,
             "client_states": self.executor.state_dict(),
@@ -86,6 +88,7 @@ class Simulation:
         check_fingerprint(state, self.fingerprint, path)
         self.round = state["round"]
         self.step_offset = state["step_offset"]
+        self.vq_initialised = dict(state.get("vq_initialised", {}))
         self.server.load_state_dict(state["server"])
         self.client_view = state["client_view"]
         self.executor.load_state_dict(state["client_states"])
@@ -127,6 +130,7 @@ class Simulation:
         t0 = time.perf_counter()
         ctx = compression_context(s, r)
         sampled = s.sample_clients(r)
+        fitted = self._fit_codebooks(r)
         bytes_down = self._broadcast(ctx, len(sampled))
 
         received, malicious = self.executor.run(sampled, self.client_view, r, self.step_offset, ctx)
@@ -136,6 +140,8 @@ class Simulation:
         agg = self.server.aggregate(received, ctx, participants=sampled)
         self.round = r
         record = round_record(s, r, sampled, malicious, received, agg, bytes_down)
+        if fitted:
+            record["vq_codebook_fit"] = fitted
         eval_every = int(s.hparams.get("eval_every", 1))
         if eval_every > 0 and (r % eval_every == 0 or r == int(s.hparams["rounds"])):
             record.update(self.validate())
@@ -143,6 +149,26 @@ class Simulation:
         self.history.append(record)
         save_checkpoint(self.state_dict(), self.out / CHECKPOINT)
         return record
+
+    def _fit_codebooks(self, r: int) -> List[str]:
+        """At the first round that starts at or after a VQ stage's warm-up, replace its codebook in the global
+        model by k-means of the public pool's representations (:func:`speechfl.privacy.bottleneck.public_codebook`);
+        returns the codebooks fit now."""
+        from speechfl.privacy.bottleneck import public_codebook
+
+        fitted = []
+        for item in self.setup.vq_inits:
+            if item["param"] in self.vq_initialised or self.step_offset < item["warmup_steps"]:
+                continue
+            book = public_codebook(self.global_model(), item["stage"], item["feats"], item["iterations"],
+                                   seed=self.setup.seed + r, device=self.setup.device)
+            sl = self.setup.layout.slices()[item["param"]]
+            flat = self.server.global_flat.clone()
+            flat[sl] = book.reshape(-1).to(flat.dtype)
+            self.server.global_flat = flat
+            self.vq_initialised[item["param"]] = r
+            fitted.append(item["param"])
+        return fitted
 
     def _record(self, r: int, received, ctx) -> None:
         """Opt-in: keep what an honest-but-curious server sees (decoded payloads), for the attackers."""

@@ -30,6 +30,13 @@ Stages (applied in the order listed in hparams ``bottleneck: [instance_norm, {na
     restarts copy one client's frames into a shared parameter, so they are refused under federated
     averaging (allowed with the centralized engine; the usage bookkeeping is not checkpointed). ``warmup_steps``: identity (no quantisation) for
     the first steps so the ASR learns before the bottleneck closes; evaluation always quantises.
+    ``init: {public_pool: {...}, iterations}`` (engines with a server: in-process, centralized, Flower)
+    replaces the random ``N(0, 1)`` codebook, at the first round that starts at or after the warm-up, by
+    k-means (k-means++ seeding, ``iterations`` Lloyd steps, per group) of the representation that enters the
+    VQ on a public pool's utterances (same keys as ``adversary.public_pool``; public voices in no client),
+    computed by the server on the global model: the codes start where the frames are, which random codes
+    in D dimensions are not (they collapse onto a few codes), and no client's frames reach the shared
+    codebook. Refused under gossip (no server).
 """
 
 from __future__ import annotations
@@ -121,8 +128,9 @@ class VectorQuantizer(Stage):
 
     def __init__(self, rep_dim: int, codes: int = 48, groups: int = 1, beta: float = 0.25, weight: float = 1.0,
                  update: str = "loss", decay: float = 0.99, warmup_steps: int = 0,
-                 restart_every: Optional[int] = None, seed: int = 0):
+                 restart_every: Optional[int] = None, seed: int = 0, init: Optional[dict] = None):
         super().__init__()
+        self.init = init  # the server's public k-means initialisation (speechfl.federated.simulation), or None
         if update not in VQ_UPDATES:
             raise ValueError(f"unknown vq update {update!r}; valid: {', '.join(VQ_UPDATES)}")
         if codes < 2 or groups < 1 or rep_dim % groups:
@@ -237,10 +245,96 @@ def _projection(rep_dim: int, seed: int, dim: int = 32) -> Stage:
 
 @BOTTLENECKS.register("vq")
 def _vq(rep_dim: int, seed: int, codes: int = 48, groups: int = 1, beta: float = 0.25, weight: float = 1.0,
-        update: str = "loss", decay: float = 0.99, warmup_steps: int = 0, restart_every: Optional[int] = None) -> Stage:
+        update: str = "loss", decay: float = 0.99, warmup_steps: int = 0, restart_every: Optional[int] = None,
+        init: Optional[dict] = None) -> Stage:
     return VectorQuantizer(rep_dim, codes=int(codes), groups=int(groups), beta=float(beta), weight=float(weight),
                            update=update, decay=float(decay), warmup_steps=int(warmup_steps),
-                           restart_every=restart_every, seed=seed)
+                           restart_every=restart_every, seed=seed, init=init)
+
+
+INIT_KEYS = {"public_pool", "iterations"}
+
+
+def check_vq_init(spec: Any, *, engine: Optional[str], data_folder: Optional[str] = None) -> List[tuple]:
+    """Validate every VQ stage's ``init`` before any data work; returns ``[(stage index, normalised init)]``."""
+    from speechfl.privacy.public_pool import POOL_KEYS, check_pool_spec
+    from speechfl.registry import optional_section
+
+    specs: List[Any] = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    out = []
+    for i, s in enumerate(specs):
+        if not isinstance(s, dict) or s.get("name") != "vq" or s.get("init") is None:
+            continue
+        where = f"bottleneck[{i}].init"
+        init = optional_section(s, "init", INIT_KEYS, where)
+        if engine in ("gossip", "gossip-dist"):
+            raise ValueError(f"{where}: the public k-means initialisation is done by the server on the global "
+                             f"model; engine {engine!r} has no server")
+        pool = optional_section(init, "public_pool", POOL_KEYS, f"{where}.public_pool")
+        if pool is None:
+            raise ValueError(f"{where}.public_pool is required (the public utterances the codebook is fit on)")
+        iterations = init.get("iterations", 20)
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise ValueError(f"{where}.iterations must be a positive integer, got {iterations!r}")
+        out.append((i, {"public_pool": check_pool_spec(pool, f"{where}.public_pool", data_folder),
+                        "iterations": iterations}))
+    return out
+
+
+def kmeans(x: torch.Tensor, k: int, iterations: int = 20, seed: int = 0) -> torch.Tensor:
+    """``k`` centres of the rows of ``x`` [N, d]: k-means++ seeding (Arthur & Vassilvitskii 2007) from a generator
+    seeded by ``seed``, then ``iterations`` Lloyd steps (an emptied cluster keeps its centre)."""
+    if x.dim() != 2 or x.shape[0] < k:
+        raise ValueError(f"kmeans needs at least k={k} rows of a [N, d] matrix, got {tuple(x.shape)}")
+    x = x.to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    centres = [x[int(torch.randint(x.shape[0], (1,), generator=gen))]]
+    d2 = (x - centres[0]).pow(2).sum(1)
+    for _ in range(1, k):
+        p = d2 / d2.sum() if float(d2.sum()) > 0 else torch.full_like(d2, 1.0 / len(d2))
+        j = int(torch.multinomial(p, 1, generator=gen))
+        centres.append(x[j])
+        d2 = torch.minimum(d2, (x - x[j]).pow(2).sum(1))
+    c = torch.stack(centres)
+    for _ in range(iterations):
+        assign = torch.cdist(x, c).argmin(1)
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        c = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], c)
+    return c.to(torch.float32)
+
+
+@torch.no_grad()
+def public_codebook(model, stage_index: int, feats: Sequence[torch.Tensor], iterations: int, seed: int,
+                    device="cpu", batch: int = 1) -> torch.Tensor:
+    """The k-means codebook ``[G, K, d]`` of VQ stage ``stage_index`` of ``model.bottleneck``, fit on the frames that
+    enter that stage (encoder output through the stages before it) for the utterances ``feats`` ([T, F] each),
+    ``batch`` utterances per forward (default one at a time: no padding, so every utterance's frames are exactly
+    those it has alone)."""
+    bn = model.bottleneck
+    vq = bn.stages[stage_index]
+    if not isinstance(vq, VectorQuantizer):
+        raise ValueError(f"bottleneck stage {stage_index} is {type(vq).__name__}, not a VQ")
+    was_training = model.training
+    model.eval()
+    frames = []
+    try:
+        for start in range(0, len(feats), batch):
+            chunk = list(feats[start:start + batch])
+            longest = max(f.shape[0] for f in chunk)
+            x = torch.zeros(len(chunk), longest, chunk[0].shape[1])
+            for j, f in enumerate(chunk):
+                x[j, :f.shape[0]] = f
+            lens = torch.tensor([f.shape[0] / longest for f in chunk])
+            reps, lengths = model.encode_frames(x.to(device), lens.to(device))
+            mask = length_mask(lengths, reps.shape[1])
+            for stage in bn.stages[:stage_index]:
+                reps = stage(reps, mask)
+            frames.append(reps[mask].cpu())
+    finally:
+        model.train(was_training)
+    x = torch.cat(frames).reshape(-1, vq.groups, vq.sub)
+    return torch.stack([kmeans(x[:, g], vq.codes, iterations, seed + g) for g in range(vq.groups)])
 
 
 def build_bottleneck(spec: Any, *, rep_dim: int, seed: int, engine: Optional[str]) -> Bottleneck:

@@ -51,10 +51,10 @@ SYNTHETIC_KEYS = {"speakers", "utterances", "seed"}
 PREFIX = "public/"
 
 
-def _positive_int(spec: Mapping, key: str, default=None) -> int:
+def _positive_int(spec: Mapping, key: str, default=None, where: str = "adversary.public_pool") -> int:
     value = spec.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"adversary.public_pool.{key} must be a positive integer, got {value!r}")
+        raise ValueError(f"{where}.{key} must be a positive integer, got {value!r}")
     return value
 
 
@@ -68,17 +68,25 @@ def check_public_pool(adversary: Mapping, *, dp_sample: bool, data_folder: Optio
     if dp_sample:
         raise ValueError("adversary.public_pool with dp_sample: Opacus would count the pool's utterances as the "
                          "client's own samples and the accountant would be wrong")
+    return check_pool_spec(spec, "adversary.public_pool", data_folder)
+
+
+def check_pool_spec(spec: Mapping, where: str, data_folder: Optional[str] = None) -> dict:
+    """The keys of a public pool (``data_folder``, ``split``, ``speakers``, ``per_speaker``, ``per_step``,
+    ``synthetic``) checked and normalised; ``where`` names the section in errors."""
     if not spec.get("data_folder"):
-        raise ValueError("adversary.public_pool.data_folder is required (a corpus in LibriSpeech layout)")
+        raise ValueError(f"{where}.data_folder is required (a corpus in LibriSpeech layout)")
     if data_folder is not None and Path(spec["data_folder"]).resolve() == Path(data_folder).resolve():
-        raise ValueError(f"adversary.public_pool.data_folder {spec['data_folder']} is the run's data_folder: the "
+        raise ValueError(f"{where}.data_folder {spec['data_folder']} is the run's data_folder: the "
                          "pool must hold voices that belong to no client")
     out = {"data_folder": str(spec["data_folder"]), "split": str(spec.get("split", "train")),
-           "speakers": _positive_int(spec, "speakers"), "per_speaker": _positive_int(spec, "per_speaker", 10),
-           "per_step": _positive_int(spec, "per_step", 4), "synthetic": None}
-    syn = optional_section(spec, "synthetic", SYNTHETIC_KEYS, "adversary.public_pool.synthetic")
+           "speakers": _positive_int(spec, "speakers", where=where),
+           "per_speaker": _positive_int(spec, "per_speaker", 10, where=where),
+           "per_step": _positive_int(spec, "per_step", 4, where=where), "synthetic": None}
+    syn = optional_section(spec, "synthetic", SYNTHETIC_KEYS, f"{where}.synthetic")
     if syn is not None:
-        out["synthetic"] = {"speakers": _positive_int(syn, "speakers"), "utterances": _positive_int(syn, "utterances"),
+        out["synthetic"] = {"speakers": _positive_int(syn, "speakers", where=f"{where}.synthetic"),
+                            "utterances": _positive_int(syn, "utterances", where=f"{where}.synthetic"),
                             "seed": int(syn.get("seed", 0))}
     return out
 

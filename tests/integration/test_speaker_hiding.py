@@ -104,3 +104,47 @@ def test_public_pool_negatives_train_resume_and_rebuild(tiny_hparams_overrides, 
     train_rows = read_manifest(setup.corpus.manifests["train"])
     rebuilt = _build_model(types.SimpleNamespace(hparams=setup.hparams), train_rows, "cpu")
     rebuilt.load_state_dict(full.global_model().state_dict())  # same layout: the head has N + P rows
+
+
+def test_vq_codebook_is_fit_by_the_server_on_public_utterances_after_the_warmup(tiny_hparams_overrides, tmp_path,
+                                                                                 one_thread):
+    """``vq.init.public_pool``: at the first round starting at or after the warm-up, the global codebook becomes
+    k-means of the public utterances' representations (recomputed here as the oracle), once; resume is
+    bit-identical across it."""
+    from speechfl.privacy.bottleneck import kmeans
+    from speechfl.privacy.public_pool import load_public_pool
+    from tests.integration.helpers import straight_and_resumed
+
+    pool = (f"{{data_folder: {tmp_path / 'pool'}, split: train, speakers: 2, per_speaker: 3, "
+            "synthetic: {speakers: 6, utterances: 3, seed: 5}}")
+    bn = f"--bottleneck=[instance_norm, {{name: vq, codes: 4, warmup_steps: 2, init: {{public_pool: {pool}, iterations: 5}}}}]"
+    extra = ["--rounds=3", "--clients_per_round=2", "--eval_every=0",
+             "--client={local_epochs: null, local_steps: 2, batch_size: 4}", bn]
+    full, resumed = straight_and_resumed(tiny_hparams_overrides, tmp_path, 1, *extra)
+    assert torch.equal(resumed.server.global_flat, full.server.global_flat)
+    assert [r.get("vq_codebook_fit") for r in full.history] == [None, ["bottleneck.stages.1.codebook"], None]
+    assert full.vq_initialised == {"bottleneck.stages.1.codebook": 2}
+    # oracle: the global model after round 1, its pool representations through instance_norm, then k-means
+    from speechfl.federated.setup import build_setup
+    from speechfl.federated.simulation import Simulation
+    from tests.integration.helpers import fed_hparams
+
+    one = Simulation(build_setup(fed_hparams(tiny_hparams_overrides, tmp_path / "c", *extra), progress=False),
+                     tmp_path / "c", progress=False)
+    one.run_round()
+    model = one.global_model()
+    setup = one.setup
+    feats = load_public_pool({"data_folder": str(tmp_path / "pool"), "split": "train", "speakers": 2,
+                              "per_speaker": 3, "per_step": 4, "synthetic": None}, cache=setup.corpus.cache,
+                             save_folder=tmp_path / "oracle", first_label=0).feats
+    model.eval()
+    with torch.no_grad():
+        frames = []
+        for f in feats:
+            reps, lengths = model.encode_frames(f.unsqueeze(0), torch.ones(1))
+            frames.append(model.bottleneck.stages[0](reps, torch.ones(1, reps.shape[1], dtype=torch.bool))[0])
+    want = kmeans(torch.cat(frames), 4, 5, seed=setup.seed + 2)
+    assert one._fit_codebooks(2) == ["bottleneck.stages.1.codebook"]  # what round 2 does before its clients train
+    got = one.server.global_flat[setup.layout.slices()["bottleneck.stages.1.codebook"]].view(1, 4, -1)[0]
+    assert torch.allclose(got, want, atol=1e-4)
+    assert one._fit_codebooks(3) == []  # once
