@@ -16,6 +16,6 @@ def test_shipped_grid_validates_every_cell(grid):
     g = validate_cells(grid)
     assert g.cells
     if grid.stem == "speaker_hiding":  # each engine's cells are evaluated against its undefended cell
-        assert {c.name: g.baselines.get(c.name) for c in g.cells if c.axes["defense"] == "norm_vq48"} == {
-            "engine-federated__defense-norm_vq48": "engine-federated__defense-none",
-            "engine-centralized__defense-norm_vq48": "engine-centralized__defense-none"}
+        assert {c.name: g.baselines.get(c.name) for c in g.cells if c.axes["defense"] == "norm_vq48_init"} == {
+            "engine-federated__defense-norm_vq48_init": "engine-federated__defense-none",
+            "engine-centralized__defense-norm_vq48_init": "engine-centralized__defense-none"}
