@@ -82,14 +82,15 @@ def test_failed_cell_keeps_its_traceback(swept):
 def test_report_writes_pngs_and_html_that_references_them(swept):
     _, out, _ = swept
     rep = write_report(out)
-    assert len(rep.pngs) == 4
+    # 3 Pareto views, learning curves, and the speaker-hiding curves (the grid has a 'defense' axis)
+    assert len(rep.pngs) == 5 and rep.pngs[-1].name == "speaker_hiding.png"
     page = rep.html.read_text()
     md = rep.markdown.read_text()
     for png in rep.pngs:
         assert png.parent == rep.html.parent and png.stat().st_size > 5000
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"href='{png.name}'" in page and f"({png.name})" in md
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 5
     # both trained cells have WER and uplink: at least one is on that front, and the failed cell is listed as missing
     assert rep.optimal["wer_vs_uplink"]
     assert "broken (run failed)" in page
