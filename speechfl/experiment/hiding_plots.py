@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 GENDERS = ("F", "M")
+# the EER markers beside the overall one: (point key, marker, colour, legend)
+EER_MARKERS = (("eer_F", "^", "tab:red", "female"), ("eer_M", "v", "tab:green", "male"),
+               ("eer_ignorant", "x", "tab:gray", "ignorant"), ("eer_lazy_informed", "+", "tab:purple", "lazy-informed"))
 
 
 def _strongest_eer(report: Optional[dict]) -> Optional[float]:
@@ -104,14 +107,11 @@ def plot_hiding_curves(points: List[dict], path: Path) -> Path:
         ax_id, ax_v = row
         for p in pts:
             star = p["label"] == "none"
-            ax_id.scatter(p["cer"], p["top1"], marker="*" if star else "o", s=160 if star else 40,
-                          color="black" if star else "tab:blue", zorder=3)
-            ax_id.annotate(p["label"], (p["cer"], p["top1"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            ax_v.scatter(p["cer"], p["eer"], marker="*" if star else "o", s=160 if star else 40,
-                         color="black" if star else "tab:blue", zorder=3)
-            ax_v.annotate(p["label"], (p["cer"], p["eer"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            for key, marker, color in (("eer_F", "^", "tab:red"), ("eer_M", "v", "tab:green"),
-                                       ("eer_ignorant", "x", "tab:gray"), ("eer_lazy_informed", "+", "tab:purple")):
+            for ax, key in ((ax_id, "top1"), (ax_v, "eer")):
+                ax.scatter(p["cer"], p[key], marker="*" if star else "o", s=160 if star else 40,
+                           color="black" if star else "tab:blue", zorder=3)
+                ax.annotate(p["label"], (p["cer"], p[key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            for key, marker, color, _ in EER_MARKERS:
                 if p[key] is not None:
                     ax_v.scatter(p["cer"], p[key], marker=marker, color=color, s=30, zorder=2)
         chance = pts[0]["chance"]
@@ -122,9 +122,7 @@ def plot_hiding_curves(points: List[dict], path: Path) -> Path:
         if fb is not None:
             ax_id.axhline(fb["fbank_top1"], color="tab:orange", ls="--", label="raw Fbank")
             ax_v.axhline(fb["fbank_eer"], color="tab:orange", ls="--", label="raw Fbank")
-        for key, marker, color, name in (("eer_F", "^", "tab:red", "female"), ("eer_M", "v", "tab:green", "male"),
-                                         ("eer_ignorant", "x", "tab:gray", "ignorant"),
-                                         ("eer_lazy_informed", "+", "tab:purple", "lazy-informed")):
+        for key, marker, color, name in EER_MARKERS:
             if any(p[key] is not None for p in pts):
                 ax_v.scatter([], [], marker=marker, color=color, label=name)
         ax_id.set_xlabel("test CER (%)")

@@ -239,7 +239,6 @@ def _seed_repeats(path: Path, seeds, cells: List[CellSpec], axis_names: List[str
     return out, [*axis_names, "seed"]
 
 
-
 def _evaluator(kwargs: dict):
     """``evaluate_run`` with the grid's arguments checked, or None if that module is not installed."""
     try:

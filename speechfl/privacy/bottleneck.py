@@ -128,9 +128,8 @@ class VectorQuantizer(Stage):
 
     def __init__(self, rep_dim: int, codes: int = 48, groups: int = 1, beta: float = 0.25, weight: float = 1.0,
                  update: str = "loss", decay: float = 0.99, warmup_steps: int = 0,
-                 restart_every: Optional[int] = None, seed: int = 0, init: Optional[dict] = None):
+                 restart_every: Optional[int] = None, seed: int = 0):
         super().__init__()
-        self.init = init  # the server's public k-means initialisation (speechfl.federated.simulation), or None
         if update not in VQ_UPDATES:
             raise ValueError(f"unknown vq update {update!r}; valid: {', '.join(VQ_UPDATES)}")
         if codes < 2 or groups < 1 or rep_dim % groups:
@@ -247,9 +246,10 @@ def _projection(rep_dim: int, seed: int, dim: int = 32) -> Stage:
 def _vq(rep_dim: int, seed: int, codes: int = 48, groups: int = 1, beta: float = 0.25, weight: float = 1.0,
         update: str = "loss", decay: float = 0.99, warmup_steps: int = 0, restart_every: Optional[int] = None,
         init: Optional[dict] = None) -> Stage:
+    # ``init`` is the server's business (check_vq_init, speechfl.federated.simulation), not the stage's
     return VectorQuantizer(rep_dim, codes=int(codes), groups=int(groups), beta=float(beta), weight=float(weight),
                            update=update, decay=float(decay), warmup_steps=int(warmup_steps),
-                           restart_every=restart_every, seed=seed, init=init)
+                           restart_every=restart_every, seed=seed)
 
 
 INIT_KEYS = {"public_pool", "iterations"}
@@ -306,11 +306,10 @@ def kmeans(x: torch.Tensor, k: int, iterations: int = 20, seed: int = 0) -> torc
 
 @torch.no_grad()
 def public_codebook(model, stage_index: int, feats: Sequence[torch.Tensor], iterations: int, seed: int,
-                    device="cpu", batch: int = 1) -> torch.Tensor:
+                    device="cpu") -> torch.Tensor:
     """The k-means codebook ``[G, K, d]`` of VQ stage ``stage_index`` of ``model.bottleneck``, fit on the frames that
     enter that stage (encoder output through the stages before it) for the utterances ``feats`` ([T, F] each),
-    ``batch`` utterances per forward (default one at a time: no padding, so every utterance's frames are exactly
-    those it has alone)."""
+    one utterance per forward: no padding, so every utterance's frames are exactly those it has alone."""
     bn = model.bottleneck
     vq = bn.stages[stage_index]
     if not isinstance(vq, VectorQuantizer):
@@ -319,14 +318,8 @@ def public_codebook(model, stage_index: int, feats: Sequence[torch.Tensor], iter
     model.eval()
     frames = []
     try:
-        for start in range(0, len(feats), batch):
-            chunk = list(feats[start:start + batch])
-            longest = max(f.shape[0] for f in chunk)
-            x = torch.zeros(len(chunk), longest, chunk[0].shape[1])
-            for j, f in enumerate(chunk):
-                x[j, :f.shape[0]] = f
-            lens = torch.tensor([f.shape[0] / longest for f in chunk])
-            reps, lengths = model.encode_frames(x.to(device), lens.to(device))
+        for f in feats:
+            reps, lengths = model.encode_frames(f.unsqueeze(0).to(device), torch.ones(1, device=device))
             mask = length_mask(lengths, reps.shape[1])
             for stage in bn.stages[:stage_index]:
                 reps = stage(reps, mask)

@@ -68,6 +68,15 @@ def observed_subvector(layout: ParamLayout, delta: torch.Tensor, names: Sequence
     return torch.cat([delta[sl[n]] for n in names])
 
 
+def matched_params(layout: ParamLayout, global_flat: torch.Tensor, delta: torch.Tensor):
+    """``(params, observed)``: the starting parameters the ASR loss touches (float32, by name) and the
+    matching coordinates of the update, in the same order."""
+    names = matched_names(layout)
+    sl = layout.slices()
+    params = {n: global_flat[sl[n]].view(s).to(torch.float32) for n, s in zip(layout.names, layout.shapes) if n in names}
+    return params, observed_subvector(layout, delta.to(torch.float32), names)
+
+
 def ctc_loss_fn(model: torch.nn.Module, frames: Sequence[int], targets: Sequence[Sequence[int]], blank: int = 0):
     """``loss(params, x)``: SpeechBrain's mean CTC (``nll_i / L_i``, mean over the batch) on ``x[i, :T_i]``."""
     frames, targets = [int(t) for t in frames], [list(map(int, y)) for y in targets]
@@ -120,10 +129,7 @@ def invert_update(model: torch.nn.Module, layout: ParamLayout, global_flat: torc
         raise ValueError(f"{len(frames)} frame counts and {len(targets)} transcripts: need one of each per utterance")
     if global_flat.dim() != 1 or global_flat.numel() != layout.dim:
         raise ValueError(f"global_flat has shape {tuple(global_flat.shape)}, the layout needs [{layout.dim}]")
-    names = matched_names(layout)
-    sl = layout.slices()
-    params = {n: global_flat[sl[n]].view(s).to(torch.float32) for n, s in zip(layout.names, layout.shapes) if n in names}
-    observed = observed_subvector(layout, delta.to(torch.float32), names)
+    params, observed = matched_params(layout, global_flat, delta)
     gen = torch.Generator().manual_seed(seed)
     x0 = torch.randn(len(frames), max(frames), n_feats, generator=gen)
     if start is not None:
@@ -163,13 +169,10 @@ def mismatch_along(model: torch.nn.Module, layout: ParamLayout, global_flat: tor
     steeply towards ``a = 1`` says the update singles out the truth (a failed inversion is then an
     optimisation problem); a flat one says the update hardly tells them apart (no optimiser will).
     """
-    from speechfl.attackers.reconstruction.matching import layerwise_mismatch, simulated_update
+    from speechfl.attackers.reconstruction.matching import mismatch, simulated_update
 
-    names = matched_names(layout)
-    sl = layout.slices()
-    params = {n: global_flat[sl[n]].view(s).to(torch.float32).clone().requires_grad_(True)
-              for n, s in zip(layout.names, layout.shapes) if n in names}
-    observed = observed_subvector(layout, delta.to(torch.float32), names)
+    params, observed = matched_params(layout, global_flat, delta)
+    params = {n: p.clone().requires_grad_(True) for n, p in params.items()}
     sizes = [p.numel() for p in params.values()]
     loss = ctc_loss_fn(model, frames, targets, blank)
     T, F = max(frames), start[0].shape[1]
@@ -180,7 +183,5 @@ def mismatch_along(model: torch.nn.Module, layout: ParamLayout, global_flat: tor
             for i, (s0, e0, t) in enumerate(zip(start, end, frames)):
                 x[i, :t] = (1.0 - a) * s0 + a * e0
             sim = simulated_update(loss, params, x, 1, 1.0).detach()
-            m = (layerwise_mismatch(sim, observed, sizes) if layerwise
-                 else 1.0 - torch.nn.functional.cosine_similarity(sim, observed, dim=0, eps=1e-12))
-            out.append(float(m))
+            out.append(float(mismatch(sim, observed, sizes, layerwise)))
     return out

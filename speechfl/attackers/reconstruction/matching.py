@@ -98,6 +98,13 @@ def layerwise_mismatch(sim: torch.Tensor, target: torch.Tensor, sizes: List[int]
     return torch.stack(terms).mean()
 
 
+def mismatch(sim: torch.Tensor, target: torch.Tensor, sizes: List[int], layerwise: bool) -> torch.Tensor:
+    """The matching objective: ``1 - cos`` of the whole flat update, or :func:`layerwise_mismatch`."""
+    if layerwise:
+        return layerwise_mismatch(sim, target, sizes)
+    return 1.0 - torch.nn.functional.cosine_similarity(sim, target, dim=0, eps=1e-12)
+
+
 def match_input(loss_fn: Callable[[Dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
                 params: Dict[str, torch.Tensor], observed: torch.Tensor, x0: torch.Tensor,
                 config: MatchConfig) -> Tuple[torch.Tensor, List[float]]:
@@ -134,12 +141,11 @@ def match_input(loss_fn: Callable[[Dict[str, torch.Tensor], torch.Tensor], torch
     for _ in range(n):
         opt.zero_grad(set_to_none=True)
         sim = simulated_update(loss_fn, leaves, x, config.local_steps, config.local_lr)
-        mismatch = (layerwise_mismatch(sim, target, sizes) if config.layerwise
-                    else 1.0 - torch.nn.functional.cosine_similarity(sim, target, dim=0, eps=1e-12))
-        loss = mismatch + config.tv_weight * total_variation(x) if config.tv_weight else mismatch
+        gap = mismatch(sim, target, sizes, config.layerwise)
+        loss = gap + config.tv_weight * total_variation(x) if config.tv_weight else gap
         (gx,) = torch.autograd.grad(loss, [x])
         x.grad = gx.sign() if config.signed else gx
         opt.step()
         sched.step()
-        history.append(float(mismatch.detach()))
+        history.append(float(gap.detach()))
     return x.detach(), history
