@@ -75,6 +75,10 @@ def points(warm: int, reinit: int, pool_folder: Path = ROOT / "corpora" / "publi
         "pool_confusion_w2": [conf(2.0, ", " + pool)],
         "pool_reversal_w0.25": [f"--adversary={{target: speaker, {heads}, weight: 0.25, objective: reversal, {ramp}, "
                                 f"{pool}}}"],
+        # per-utterance whitened projection, at the encoder output or after the Conformer's first block
+        "white16": ["--bottleneck=[{name: projection, dim: 16, whiten: true}]"],
+        "white8": ["--bottleneck=[{name: projection, dim: 8, whiten: true}]"],
+        "inner_white16": ["--bottleneck={stages: [{name: projection, dim: 16, whiten: true}], after_layer: 1}"],
     }
 
 

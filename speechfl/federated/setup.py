@@ -229,10 +229,13 @@ def build_setup(hparams: dict, progress: bool = True, config: Optional[Experimen
                                       data_folder=hparams.get("data_folder"))
     vq_init_specs = []
     if hparams.get("bottleneck"):
-        from speechfl.privacy.bottleneck import check_vq_init
+        from speechfl.privacy.bottleneck import bottleneck_spec, check_vq_init
 
         vq_init_specs = check_vq_init(hparams["bottleneck"], engine=getattr(engine, "value", engine),
                                       data_folder=hparams.get("data_folder"))
+        after_layer = bottleneck_spec(hparams["bottleneck"])[1]
+        if after_layer is not None and hasattr(model, "place_bottleneck"):
+            model.place_bottleneck(after_layer)  # an encoder that cannot, or a block it lacks, fails before data
     torch.manual_seed(seed)
 
     corpus = prepare_corpus(hparams, progress=progress)

@@ -120,8 +120,22 @@ class CTCModel(nn.Module):
 
     def attach_bottleneck(self, bottleneck: nn.Module) -> None:
         """Apply ``bottleneck(reps, lengths)`` at the end of :meth:`encode` (:mod:`speechfl.privacy.bottleneck`):
-        the CTC head, the adversaries and every attacker see its output."""
+        the adversaries and every attacker see its output, the CTC head sees :meth:`decode_frames` of it. A
+        bottleneck with ``after_layer = k`` is placed after encoder block ``k`` (:meth:`place_bottleneck`)."""
+        after = getattr(bottleneck, "after_layer", None)
+        if after is not None:
+            self.place_bottleneck(int(after))
         self.bottleneck = bottleneck
+
+    def place_bottleneck(self, after_layer: int) -> None:
+        """Make :meth:`encode_frames` stop after block ``after_layer`` and :meth:`decode_frames` run the rest."""
+        raise ValueError(f"bottleneck.after_layer: encoder {getattr(self, 'encoder_name', type(self).__name__)!r} "
+                         "cannot place a bottleneck between its layers (only at its output: after_layer null); "
+                         "the conformer encoder can")
+
+    def decode_frames(self, reps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The encoder layers after the bottleneck (none unless :meth:`place_bottleneck` moved it inside)."""
+        return reps
 
     def encode_frames(self, feats: torch.Tensor, lengths: torch.Tensor):
         """Features [B, T, n_mels] -> (frame representations [B, T', rep_dim], relative lengths [B])."""
@@ -136,7 +150,7 @@ class CTCModel(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> ASROutput:
         reps, lengths = self.encode(feats, lengths)
-        logits = self.head(self.dropout(reps))
+        logits = self.head(self.dropout(self.decode_frames(reps, lengths)))
         return ASROutput(log_probs=logits.log_softmax(-1), lengths=lengths, reps=reps)
 
     def asr_parameters(self):

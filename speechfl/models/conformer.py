@@ -118,6 +118,25 @@ class ConformerASR(CTCModel):
         self.head = Linear(vocab_size, input_size=cfg.d_model)
         self.rep_dim = cfg.d_model
         self.vocab_size = int(vocab_size)
+        self.split: Optional[int] = None  # blocks before an inner bottleneck (place_bottleneck); None: all
+
+    def place_bottleneck(self, after_layer: int) -> None:
+        """Blocks ``1..after_layer`` form the protected representation; the rest and the final norm decode it."""
+        if not 1 <= after_layer < self.config.layers:
+            raise ValueError(f"bottleneck.after_layer must lie in [1, {self.config.layers - 1}] for a "
+                             f"{self.config.layers}-block conformer, got {after_layer}")
+        self.split = int(after_layer)
+
+    def _blocks(self, x: torch.Tensor, pad: torch.Tensor, layers) -> torch.Tensor:
+        """``layers`` of the encoder on ``x`` with the padding mask ``pad`` [B, T] (as ConformerEncoder.forward)."""
+        self._pad = pad[:, None, :]
+        try:
+            pos = self.pos(x)
+            for layer in layers:
+                x, _ = layer(x, src_key_padding_mask=pad, pos_embs=pos)
+        finally:
+            self._pad = None
+        return x
 
     def _zero_padded_frames(self, conv, args):
         """Zero the padded frames entering each depthwise time convolution.
@@ -138,9 +157,20 @@ class ConformerASR(CTCModel):
         T = x.shape[1]
         n = (lengths * T).round().clamp(min=1, max=T)
         pad = torch.arange(T, device=x.device)[None, :] >= n[:, None]  # True where padded
+        if self.split is not None:  # an inner bottleneck follows block `split`: decode_frames runs the rest
+            return self._blocks(x, pad, self.encoder.layers[:self.split]), lengths
         self._pad = pad[:, None, :]
         try:
             reps, _ = self.encoder(x, src_key_padding_mask=pad, pos_embs=self.pos(x))
         finally:
             self._pad = None
         return reps, lengths
+
+    def decode_frames(self, reps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The blocks after an inner bottleneck, then the encoder's final norm (identity without one)."""
+        if self.split is None:
+            return reps
+        T = reps.shape[1]
+        n = (lengths * T).round().clamp(min=1, max=T)
+        pad = torch.arange(T, device=reps.device)[None, :] >= n[:, None]
+        return self.encoder.norm(self._blocks(reps, pad, self.encoder.layers[self.split:]))

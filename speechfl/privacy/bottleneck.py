@@ -12,6 +12,12 @@ Stages (applied in the order listed in hparams ``bottleneck: [instance_norm, {na
 ``projection``
     Rank-k linear bottleneck ``y = U (P x)``, ``P: D -> k``, ``U: k -> D``: the representation keeps
     its width D (the CTC head is unchanged) but carries at most k dimensions of information.
+    ``whiten: true`` whitens the k-dim frames per utterance, ``y = U L^{-1} (P x - mu)`` with ``mu`` and
+    ``L L^T = C + eps (tr C / k) I`` the utterance's mean and covariance over its valid frames (Cholesky
+    whitening, differentiable): every first- and second-order statistic of the projected frames is then the
+    same for every utterance, which is what pooled (mean/std) probes and Gaussian speaker models read and what
+    ``instance_norm`` (per dimension) leaves in the cross-dimension covariance; what remains for an attacker
+    is temporal and higher-order structure.
 ``vq``
     Vector quantisation with a straight-through gradient (van den Oord et al., "Neural Discrete
     Representation Learning", NeurIPS 2017), as in the VoicePrivacy 2024 ASR-BN baselines (48 codes).
@@ -37,11 +43,20 @@ Stages (applied in the order listed in hparams ``bottleneck: [instance_norm, {na
     computed by the server on the global model: the codes start where the frames are, which random codes
     in D dimensions are not (they collapse onto a few codes), and no client's frames reach the shared
     codebook. Refused under gossip (no server).
+
+Placement: ``bottleneck: {stages: [...], after_layer: k}`` puts the stages after encoder block ``k``
+instead of at the encoder output (Conformer; ``1 <= k < layers``). The protected representation, the one
+the training adversaries and every evaluation attacker see (``model.encode``), is then the bottleneck's
+output after block ``k``, and the remaining blocks (and the encoder's final norm) turn it into the CTC head's
+input, as in the VoicePrivacy ASR-BN systems, whose bottleneck features feed further acoustic-model layers.
+Those layers are a function of the protected representation, so what they see carries no more speaker
+information than it (data processing inequality); a frame-wise linear CTC head on 48 codes, by contrast, has
+no context to decode from. A plain list (or one stage) sits at the encoder output (``after_layer: null``).
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -89,15 +104,38 @@ class InstanceNorm(Stage):
 class Projection(Stage):
     """Rank-``dim`` bottleneck ``y = U(P x)`` keeping the width D."""
 
-    def __init__(self, rep_dim: int, dim: int):
+    def __init__(self, rep_dim: int, dim: int, whiten: bool = False, eps: float = 1e-3):
         super().__init__()
         if not 1 <= dim < rep_dim:
             raise ValueError(f"projection dim must lie in [1, {rep_dim}) (rep_dim {rep_dim}), got {dim}")
+        if not isinstance(whiten, bool) or not eps > 0:
+            raise ValueError(f"projection needs whiten true/false and eps > 0, got whiten={whiten!r}, eps={eps!r}")
         self.down = nn.Linear(rep_dim, dim, bias=False)
         self.up = nn.Linear(dim, rep_dim)
+        self.whiten, self.eps = whiten, float(eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.up(self.down(x))
+        z = self.down(x)
+        if self.whiten:
+            z = whiten_frames(z, mask, self.eps)
+        return self.up(z)
+
+
+def whiten_frames(z: torch.Tensor, mask: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Per-utterance Cholesky whitening of ``z`` [B, T, k] over its valid frames (``mask`` [B, T]); padding -> 0.
+
+    ``L^{-1} (z_t - mu)`` with ``L L^T = C + eps (tr C / k) I + 1e-8 I`` (``C``: covariance, divided by the number
+    of valid frames), so the valid frames have mean 0 and covariance ``L^{-1} C L^{-T}`` (the identity up to eps).
+    """
+    m = mask.unsqueeze(-1).to(z.dtype)
+    n = m.sum(1, keepdim=True).clamp(min=1.0)
+    centred = (z - (z * m).sum(1, keepdim=True) / n) * m
+    cov = centred.transpose(1, 2) @ centred / n  # [B, k, k]
+    k = z.shape[-1]
+    eye = torch.eye(k, dtype=z.dtype, device=z.device)
+    ridge = eps * cov.diagonal(dim1=1, dim2=2).sum(-1) / k + 1e-8
+    chol = torch.linalg.cholesky(cov + ridge[:, None, None] * eye)
+    return torch.linalg.solve_triangular(chol, centred.transpose(1, 2), upper=False).transpose(1, 2) * m
 
 
 class VectorQuantizer(Stage):
@@ -210,11 +248,12 @@ class Bottleneck(nn.Module):
     ``forward(reps [B, T, D], lengths [B]) -> reps [B, T, D]`` (relative lengths unchanged).
     """
 
-    def __init__(self, stages: Sequence[Stage]):
+    def __init__(self, stages: Sequence[Stage], after_layer: Optional[int] = None):
         super().__init__()
         if not stages:
             raise ValueError("a bottleneck needs at least one stage")
         self.stages = nn.ModuleList(stages)
+        self.after_layer = after_layer  # encoder block it sits after (None: the encoder output); read by attach
         self.aux_loss: Optional[torch.Tensor] = None
 
     def set_step(self, step: int) -> None:
@@ -238,8 +277,8 @@ def _instance_norm(rep_dim: int, seed: int) -> Stage:
 
 
 @BOTTLENECKS.register("projection")
-def _projection(rep_dim: int, seed: int, dim: int = 32) -> Stage:
-    return Projection(rep_dim, int(dim))
+def _projection(rep_dim: int, seed: int, dim: int = 32, whiten: bool = False, eps: float = 1e-3) -> Stage:
+    return Projection(rep_dim, int(dim), whiten=whiten, eps=float(eps))
 
 
 @BOTTLENECKS.register("vq")
@@ -253,6 +292,29 @@ def _vq(rep_dim: int, seed: int, codes: int = 48, groups: int = 1, beta: float =
 
 
 INIT_KEYS = {"public_pool", "iterations"}
+PLACEMENT_KEYS = ("stages", "after_layer")
+
+
+def bottleneck_spec(spec: Any) -> Tuple[List[Any], Optional[int]]:
+    """hparams ``bottleneck:`` -> (its stage specs, the encoder block it sits after, None for the encoder output).
+
+    A name, a stage mapping or a list of them sit at the encoder output; ``{stages: [...], after_layer: k}`` places
+    the stages after block ``k`` (the encoder checks ``k`` against its depth when the bottleneck is attached).
+    """
+    after = None
+    if isinstance(spec, dict) and "stages" in spec:
+        unknown = sorted(set(spec) - set(PLACEMENT_KEYS))
+        if unknown:
+            raise ValueError(f"bottleneck: unknown key(s) {unknown} beside 'stages'; valid: {', '.join(PLACEMENT_KEYS)}")
+        after = spec.get("after_layer")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 1):
+            raise ValueError(f"bottleneck.after_layer must be a positive integer (an encoder block) or null, "
+                             f"got {after!r}")
+        spec = spec["stages"]
+    stages = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    if not stages:
+        raise ValueError("bottleneck: a bottleneck needs at least one stage")
+    return stages, after
 
 
 def check_vq_init(spec: Any, *, engine: Optional[str], data_folder: Optional[str] = None) -> List[tuple]:
@@ -260,7 +322,7 @@ def check_vq_init(spec: Any, *, engine: Optional[str], data_folder: Optional[str
     from speechfl.privacy.public_pool import POOL_KEYS, check_pool_spec
     from speechfl.registry import optional_section
 
-    specs: List[Any] = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    specs, _ = bottleneck_spec(spec)
     out = []
     for i, s in enumerate(specs):
         if not isinstance(s, dict) or s.get("name") != "vq" or s.get("init") is None:
@@ -331,13 +393,13 @@ def public_codebook(model, stage_index: int, feats: Sequence[torch.Tensor], iter
 
 
 def build_bottleneck(spec: Any, *, rep_dim: int, seed: int, engine: Optional[str]) -> Bottleneck:
-    """Build from hparams ``bottleneck:`` (a name, a mapping, or a list of them).
+    """Build from hparams ``bottleneck:`` (a name, a mapping, a list of them, or ``{stages, after_layer}``).
 
     ``engine``: the engine that will train it (None: a custom loop, or building only to load a trained
     model). Under every engine EMA statistics are refused; under every engine but ``centralized``
     dead-code restarts are refused too, each with the reason.
     """
-    specs: List[Any] = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    specs, after_layer = bottleneck_spec(spec)
     stages = []
     for i, s in enumerate(specs):
         s = {"name": s} if isinstance(s, str) else dict(s) if isinstance(s, dict) else s
@@ -352,5 +414,5 @@ def build_bottleneck(spec: Any, *, rep_dim: int, seed: int, engine: Optional[str
                              "codebook (a leak, and averaging different restarts is no restart); not with "
                              "federated averaging")
         stages.append(build_from_spec(BOTTLENECKS, {**s, "rep_dim": rep_dim, "seed": seed + 7919 * i}))
-    return Bottleneck(stages)
+    return Bottleneck(stages, after_layer=after_layer)
 

@@ -19,7 +19,10 @@ LIBRISPEECH_ONLY = {"fedavg.yaml", "fedadam.yaml"}  # need --data_folder; same k
 
 @pytest.mark.parametrize("path", [f for f in FILES if f.name not in LIBRISPEECH_ONLY], ids=lambda p: p.stem)
 def test_recipe_runs_one_round_in_debug_size(path, tiny_hparams_overrides, tmp_path):
-    argv = [*tiny_hparams_overrides, f"--output_folder={tmp_path}", *TINY_MODEL, "--rounds=1", "--eval_every=0"]
+    # a bottleneck placed between encoder blocks needs the (tiny) conformer; every other recipe runs the small conv_rnn
+    inner = "after_layer:" in path.read_text()
+    model = ["--n_mels=40", "--dropout=0.0"] if inner else TINY_MODEL
+    argv = [*tiny_hparams_overrides, f"--output_folder={tmp_path}", *model, "--rounds=1", "--eval_every=0"]
     hp = load_hparams(path, argv)
     agg = hp["aggregator"]
     if isinstance(agg, dict) and agg.get("f", 0) >= 2:
@@ -28,6 +31,8 @@ def test_recipe_runs_one_round_in_debug_size(path, tiny_hparams_overrides, tmp_p
         assert not [f for f in ("checkpoint.pt", "model.pt", "results.json") if (tmp_path / f).exists()]  # no training
         return
     res = run_federated(hp, str(path), argv, progress=False)
+    if inner:  # the bottleneck sits where the recipe says
+        assert hp["model"].split == hp["bottleneck"]["after_layer"]
     assert RunResults.from_dict(res).to_dict() == res  # every mechanism's sections follow the typed schema
     (r,) = res["rounds"]
     assert r["bytes_up"] > 0 and res["test"]["n_utts"] > 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
+
 import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck
@@ -59,6 +62,37 @@ def test_instance_norm_and_projection_gradcheck():
     proj = Projection(4, 2).double()
     assert gradcheck(lambda t: proj(t, mask), (x,))
     assert torch.linalg.matrix_rank(proj(x, mask)[0] - proj.up.bias) <= 2
+
+
+def test_whitened_projection_gradcheck_and_statistics():
+    from speechfl.privacy.bottleneck import whiten_frames
+
+    torch.manual_seed(0)
+    mask = torch.tensor([[True] * 9, [True] * 6 + [False] * 3])
+    z = (torch.randn(2, 9, 3, dtype=D) @ torch.tensor([[2.0, 0.5, 0.0], [0.0, 1.0, -0.3], [0.1, 0.0, 0.2]],
+                                                       dtype=D) + 4.0).requires_grad_(True)
+    assert gradcheck(lambda t: whiten_frames(t, mask, 1e-3), (z,))
+    w = whiten_frames(z, mask, eps=1e-12)
+    for b, n in ((0, 9), (1, 6)):  # oracle: numpy's mean and covariance of each utterance's valid frames
+        frames = w[b, :n].detach().numpy()
+        assert np.allclose(frames.mean(0), 0.0, atol=1e-9)
+        assert np.allclose(np.cov(frames.T, bias=True), np.eye(3), atol=1e-6)
+        zb = z[b, :n].detach().numpy()
+        chol = np.linalg.cholesky(np.cov(zb.T, bias=True) + (1e-12 * np.trace(np.cov(zb.T, bias=True)) / 3 + 1e-8)
+                                  * np.eye(3))
+        assert np.allclose(frames, np.linalg.solve(chol, (zb - zb.mean(0)).T).T, atol=1e-6)
+    assert torch.equal(w[1, 6:], torch.zeros(3, 3, dtype=D))
+    proj = Projection(4, 2, whiten=True).double()
+    x = torch.randn(2, 9, 4, dtype=D, requires_grad=True)
+    assert gradcheck(lambda t: proj(t, mask), (x,))
+    # an utterance's per-utterance linear transform does not reach the whitened output (beyond eps)
+    a = torch.tensor([[1.5, 0.2], [-0.4, 0.7]], dtype=D)
+    zz = torch.randn(1, 9, 2, dtype=D)
+    one = torch.ones(1, 9, dtype=torch.bool)
+    lower = torch.linalg.cholesky(a @ a.T)  # z -> z L^T keeps Cholesky whitening's output
+    assert torch.allclose(whiten_frames(zz @ lower.T + 3.0, one, 1e-12), whiten_frames(zz, one, 1e-12), atol=1e-6)
+    with pytest.raises(ValueError, match="whiten true/false and eps > 0"):
+        Projection(4, 2, whiten="yes")
 
 
 def test_xvector_and_class_embedding_heads_gradcheck():
