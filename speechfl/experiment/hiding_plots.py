@@ -11,12 +11,16 @@ plots per value of the ``engine`` axis (one row if there is none):
   evaluated against a baseline cell (``evaluate.baseline_cell``), the ignorant and
   lazy-informed scenarios' EER (strongest family of each).
 
-The undefended cell (``defense`` value ``none``) is drawn as a star. :func:`hiding_points` is
+The undefended cell (``defense`` value ``none``) is drawn as a star. Points of one defense at several
+strengths are joined into its curve: the strength is the number in the defense's name (``white16``,
+``white8``; ``vq48_init``, ``vq256_init``; ``confusion_w0.5``, ``confusion_w2``), so :func:`defense_family`
+of those names is the same. :func:`hiding_points` is
 the table behind the plots; :func:`hiding_markdown` writes it for the report.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -24,6 +28,12 @@ GENDERS = ("F", "M")
 # the EER markers beside the overall one: (point key, marker, colour, legend)
 EER_MARKERS = (("eer_F", "^", "tab:red", "female"), ("eer_M", "v", "tab:green", "male"),
                ("eer_ignorant", "x", "tab:gray", "ignorant"), ("eer_lazy_informed", "+", "tab:purple", "lazy-informed"))
+
+
+def defense_family(label: str) -> str:
+    """A defense name without its strength: the numbers removed (``white16`` -> ``white``, ``vq48_init`` ->
+    ``vq_init``, ``pool_confusion_w0.5`` -> ``pool_confusion_w``)."""
+    return re.sub(r"\d+(\.\d+)?", "", label)
 
 
 def _strongest_eer(report: Optional[dict]) -> Optional[float]:
@@ -114,10 +124,22 @@ def plot_hiding_curves(points: List[dict], path: Path) -> Path:
             for key, marker, color, _ in EER_MARKERS:
                 if p[key] is not None:
                     ax_v.scatter(p["cer"], p[key], marker=marker, color=color, s=30, zorder=2)
+        families: Dict[str, List[dict]] = {}
+        for p in pts:
+            families.setdefault(defense_family(p["label"]), []).append(p)
+        for fam in families.values():  # one defense at several strengths: its privacy-utility curve
+            if len(fam) > 1:
+                fam = sorted(fam, key=lambda q: q["cer"])
+                for ax, key in ((ax_id, "top1"), (ax_v, "eer")):
+                    ax.plot([q["cer"] for q in fam], [q[key] for q in fam], color="tab:blue", lw=0.8, alpha=0.6)
         chance = pts[0]["chance"]
         ax_id.axhline(chance, color="gray", ls=":", label=f"chance ({chance:.3f})")
         ax_id.axhline(5 * chance, color="gray", ls="--", lw=0.8, label="5x chance")
         ax_v.axhline(0.5, color="gray", ls=":", label="chance (0.5)")
+        ref = next((p for p in pts if p["label"] == "none"), None)
+        if ref is not None:  # issue 19's CER budget: +15 % relative to the undefended model
+            for ax in (ax_id, ax_v):
+                ax.axvline(1.15 * ref["cer"], color="tab:red", ls=":", lw=0.8, label="+15 % CER")
         fb = next((p for p in pts if p["fbank_top1"] is not None), None)
         if fb is not None:
             ax_id.axhline(fb["fbank_top1"], color="tab:orange", ls="--", label="raw Fbank")
@@ -151,5 +173,6 @@ def sweep_hiding_figures(sweep_dir, table, out_dir) -> list:
     n = points[0]
     text = (f"Each defense point: test CER against the strongest fresh speaker attacker (retrained on the protected "
             f"representation; identification among {n['n_id_speakers']} speakers, verification on "
-            f"{n['n_eer_speakers']} held-out speakers); star = no defense.\n\n" + hiding_markdown(points))
+            f"{n['n_eer_speakers']} held-out speakers); star = no defense; a line joins one defense's strengths; the "
+            "dotted red line is +15 % CER over no defense.\n\n" + hiding_markdown(points))
     return [("Speaker hiding: privacy-utility curves", png, text)]

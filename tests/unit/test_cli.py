@@ -55,3 +55,12 @@ def test_error_line_flattens_and_names_likely_bugs():
     assert error_line(ValueError("bad\n  value")) == "bad value"
     assert error_line(KeyError("seed")) == "missing key 'seed'"
     assert error_line(RuntimeError("boom")) == "RuntimeError: boom (rerun with --debug for the traceback)"
+
+
+@pytest.mark.parametrize("flag,value,message", [("--jobs", "0", "expected a positive integer, got 0"),
+                                                ("--jobs", "two", "expected a positive integer, got 'two'"),
+                                                ("--threads", "-1", "expected a positive integer, got -1")])
+def test_sweep_refuses_non_positive_jobs_and_threads(flag, value, message, capsys, tmp_path):
+    code, _, err = run(["sweep", str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "out"), flag, value], capsys)
+    assert code == 2 and message in err
+    assert not (tmp_path / "out").exists()

@@ -19,3 +19,12 @@ def test_shipped_grid_validates_every_cell(grid):
         assert {c.name: g.baselines.get(c.name) for c in g.cells if c.axes["defense"] == "norm_vq48_init"} == {
             "engine-federated__defense-norm_vq48_init": "engine-federated__defense-none",
             "engine-centralized__defense-norm_vq48_init": "engine-centralized__defense-none"}
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, "2"])
+def test_run_sweep_refuses_a_bad_job_count_before_loading_the_grid(jobs, tmp_path):
+    from speechfl.experiment.sweep import GridError, run_sweep
+
+    with pytest.raises(GridError, match=f"jobs must be a positive integer, got {jobs!r}"):
+        run_sweep(tmp_path / "absent.yaml", tmp_path / "out", progress=False, jobs=jobs)
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -2,7 +2,7 @@
 
 import json
 
-from speechfl.experiment.hiding_plots import hiding_markdown, hiding_point, hiding_points, sweep_hiding_figures
+from speechfl.experiment.hiding_plots import defense_family, hiding_markdown, hiding_point, hiding_points, sweep_hiding_figures
 from speechfl.experiment.table import Row, Table
 
 
@@ -49,3 +49,11 @@ def test_sweep_figures_only_for_a_defense_axis_and_write_the_png(tmp_path):
     (title, png, text), = sweep_hiding_figures(tmp_path, Table(axes=["defense"], rows=rows), tmp_path)
     assert png.exists() and png.stat().st_size > 1000 and "| - | norm | 26.0 |" in text
     assert sweep_hiding_figures(tmp_path, Table(axes=["compression"], rows=rows), tmp_path) == []
+
+
+def test_defense_family_drops_the_strength():
+    assert defense_family("white16") == defense_family("white8") == "white"
+    assert defense_family("vq48_init") == defense_family("vq256_init") == "vq_init"
+    assert defense_family("pool_confusion_w0.5") == defense_family("pool_confusion_w2") == "pool_confusion_w"
+    assert defense_family("inner_white16") != defense_family("white16")
+    assert defense_family("none") == "none"
