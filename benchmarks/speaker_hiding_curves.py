@@ -63,7 +63,13 @@ def main(argv=None) -> None:
     points.sort(key=lambda p: order.get(p["group"], 2))
     out = Path(args.out)
     plot_hiding_curves(points, out.with_suffix(".png"))
-    lines = [f"# {h}" for h in args.header]
+    n = points[0]
+    lines = [f"# {h}" for h in args.header] + [
+        f"# Attackers retrained on each protected representation (semi-informed): identification among "
+        f"{n['n_id_speakers']} speakers on {n['n_id_test']} test utterances (chance {n['chance']:.3f}); verification "
+        f"on {n['n_eer_speakers']} held-out speakers, {n['n_target_trials']} target / {n['n_nontarget_trials']} "
+        f"non-target trials; [95 % CI]: bootstrap over speakers ({n['n_boot']} resamples). EER as fractions; 'EER ignorant / "
+        "lazy': the strongest family's EER when trained on the engine's undefended cell."]
     for sweep, secs in seconds.items():
         lines.append(f"# seconds per cell (train + evaluate), {Path(sweep).name}: " + ", ".join(
             f"{k.replace('engine-', '').replace('__defense-', '/')}: {round(v)}" for k, v in secs.items() if v))

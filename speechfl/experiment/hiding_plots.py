@@ -50,6 +50,7 @@ def hiding_point(cell: str, axes: Dict[str, str], res: dict) -> Optional[dict]:
     if not spk or not spk.get("families") or test.get("cer") is None:
         return None
     ver = spk["families"][spk["strongest_verification"]]
+    ident = spk["families"][spk["strongest_id"]]
     per_gender = ver.get("per_gender") or {}
     fb = reports.get("fbank_speaker") or {}
     scen = reports.get("scenarios") or {}
@@ -64,7 +65,15 @@ def hiding_point(cell: str, axes: Dict[str, str], res: dict) -> Optional[dict]:
         "eer_ignorant": _strongest_eer(scen.get("ignorant")),
         "eer_lazy_informed": _strongest_eer(scen.get("lazy_informed")),
         "n_id_speakers": spk.get("n_attack_speakers"), "n_eer_speakers": spk.get("n_heldout_speakers"),
+        # 95 % speaker-bootstrap intervals of the strongest families' figures, and what they rest on
+        "top1_ci": _interval(ident.get("top1_ci")), "eer_ci": _interval(ver.get("eer_ci")),
+        "n_id_test": ident.get("n_id_test"), "n_target_trials": ver.get("n_target_trials"),
+        "n_nontarget_trials": ver.get("n_nontarget_trials"), "n_boot": (ident.get("top1_ci") or {}).get("n_boot"),
     }
+
+
+def _interval(ci: Optional[dict]) -> Optional[tuple]:
+    return (float(ci["low"]), float(ci["high"])) if ci and ci.get("low") is not None else None
 
 
 def hiding_points(sweep_dir, cells: List[str]) -> List[dict]:
@@ -90,14 +99,19 @@ def _f(v, fmt=".3f") -> str:
     return "n/a" if v is None else format(v, fmt)
 
 
+def _ci(ci: Optional[tuple]) -> str:
+    return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def hiding_markdown(points: List[dict]) -> str:
     """The figures behind the curves as a Markdown table (EER as fractions, CER in %)."""
-    lines = ["| engine | defense | CER % | top-1 (x chance, family) | EER (family) | EER F / M (gap) | "
-             "EER ignorant / lazy |", "|---|---|---|---|---|---|---|"]
+    lines = ["| engine | defense | CER % | top-1 [95 % CI] (x chance, family) | EER [95 % CI] (family) | "
+             "EER F / M (gap) | EER ignorant / lazy |", "|---|---|---|---|---|---|---|"]
     for p in points:
         gap = abs(p["eer_F"] - p["eer_M"]) if p["eer_F"] is not None and p["eer_M"] is not None else None
-        lines.append(f"| {p['group'] or '-'} | {p['label']} | {p['cer']:.1f} | {p['top1']:.3f} "
-                     f"({p['top1'] / p['chance']:.1f}x, {p['top1_family']}) | {p['eer']:.3f} ({p['eer_family']}) | "
+        lines.append(f"| {p['group'] or '-'} | {p['label']} | {p['cer']:.1f} | {p['top1']:.3f}{_ci(p.get('top1_ci'))} "
+                     f"({p['top1'] / p['chance']:.1f}x, {p['top1_family']}) | {p['eer']:.3f}{_ci(p.get('eer_ci'))} "
+                     f"({p['eer_family']}) | "
                      f"{_f(p['eer_F'])} / {_f(p['eer_M'])} ({_f(gap)}) | "
                      f"{_f(p['eer_ignorant'])} / {_f(p['eer_lazy_informed'])} |")
     return "\n".join(lines)
@@ -172,7 +186,9 @@ def sweep_hiding_figures(sweep_dir, table, out_dir) -> list:
     png = plot_hiding_curves(points, Path(out_dir) / "speaker_hiding.png")
     n = points[0]
     text = (f"Each defense point: test CER against the strongest fresh speaker attacker (retrained on the protected "
-            f"representation; identification among {n['n_id_speakers']} speakers, verification on "
-            f"{n['n_eer_speakers']} held-out speakers); star = no defense; a line joins one defense's strengths; the "
+            f"representation; identification among {n['n_id_speakers']} speakers on {n['n_id_test']} test utterances, "
+            f"chance {n['chance']:.3f}; verification on {n['n_eer_speakers']} held-out speakers, "
+            f"{n['n_target_trials']} target / {n['n_nontarget_trials']} non-target trials; 95 % intervals by "
+            "bootstrap over speakers); star = no defense; a line joins one defense's strengths; the "
             "dotted red line is +15 % CER over no defense.\n\n" + hiding_markdown(points))
     return [("Speaker hiding: privacy-utility curves", png, text)]

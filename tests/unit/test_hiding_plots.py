@@ -7,7 +7,9 @@ from speechfl.experiment.table import Row, Table
 
 
 def _family(top1, eer, eer_f, eer_m):
-    return {"top1": top1, "eer": eer, "per_gender": {"F": {"eer": eer_f}, "M": {"eer": eer_m}}}
+    return {"top1": top1, "eer": eer, "per_gender": {"F": {"eer": eer_f}, "M": {"eer": eer_m}},
+            "top1_ci": {"low": top1 - 0.05, "high": top1 + 0.04}, "eer_ci": {"low": eer - 0.02, "high": eer + 0.03},
+            "n_id_test": 160, "n_target_trials": 300, "n_nontarget_trials": 2500}
 
 
 def _results(cer, families, strongest_id, strongest_ver, scenarios=None):
@@ -30,8 +32,9 @@ def test_hiding_point_takes_the_strongest_families_and_their_per_gender_eer():
     assert (p["fbank_top1"], p["fbank_eer"]) == (0.9, 0.02)
     assert hiding_point("c", {}, {"test": {"cer": 1.0}, "privacy": {}}) is None
     row = hiding_markdown([p]).splitlines()[-1]
-    assert row == ("| federated | vq48 | 30.0 | 0.600 (12.0x, linear) | 0.100 (xvector) | 0.120 / 0.080 (0.040) | "
-                   "0.400 / 0.350 |")
+    assert (p["top1_ci"], p["eer_ci"]) == ((0.6 - 0.05, 0.6 + 0.04), (0.10 - 0.02, 0.10 + 0.03))  # of those families
+    assert row == ("| federated | vq48 | 30.0 | 0.600 [0.550, 0.640] (12.0x, linear) | 0.100 [0.080, 0.130] (xvector) | "
+                   "0.120 / 0.080 (0.040) | 0.400 / 0.350 |")
 
 
 def test_sweep_figures_only_for_a_defense_axis_and_write_the_png(tmp_path):
@@ -48,6 +51,7 @@ def test_sweep_figures_only_for_a_defense_axis_and_write_the_png(tmp_path):
     rows = [Row(cell=c, axes={"defense": v[0]}, kind="federated", status="done", values={}) for c, v in cells.items()]
     (title, png, text), = sweep_hiding_figures(tmp_path, Table(axes=["defense"], rows=rows), tmp_path)
     assert png.exists() and png.stat().st_size > 1000 and "| - | norm | 26.0 |" in text
+    assert "on 160 test utterances, chance 0.050" in text and "300 target / 2500 non-target trials" in text
     assert sweep_hiding_figures(tmp_path, Table(axes=["compression"], rows=rows), tmp_path) == []
 
 
