@@ -17,7 +17,13 @@ Stages (applied in the order listed in hparams ``bottleneck: [instance_norm, {na
     whitening, differentiable): every first- and second-order statistic of the projected frames is then the
     same for every utterance, which is what pooled (mean/std) probes and Gaussian speaker models read and what
     ``instance_norm`` (per dimension) leaves in the cross-dimension covariance; what remains for an attacker
-    is temporal and higher-order structure.
+    is temporal and higher-order structure. ``noise: s`` (with ``whiten: true`` only: a learned scale would
+    make fixed noise negligible) adds ``s * N(0, I)`` to the whitened frames, in training and at inference: a
+    stochastic bottleneck whose capacity the whitening fixes (signal-to-noise ``1 / s^2`` per dimension). In
+    training the noise is fresh from the global generator (the engines seed it per client and round, so a
+    resumed run draws the same); otherwise it is a function of the utterance, from a generator seeded by the
+    stage's seed and a hash of the utterance's whitened frames rounded to 1e-3, so an utterance gets the same
+    representation on every evaluation whatever its batch, and different utterances independent noise.
 ``vq``
     Vector quantisation with a straight-through gradient (van den Oord et al., "Neural Discrete
     Representation Learning", NeurIPS 2017), as in the VoicePrivacy 2024 ASR-BN baselines (48 codes).
@@ -56,6 +62,7 @@ no context to decode from. A plain list (or one stage) sits at the encoder outpu
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
@@ -104,21 +111,48 @@ class InstanceNorm(Stage):
 class Projection(Stage):
     """Rank-``dim`` bottleneck ``y = U(P x)`` keeping the width D."""
 
-    def __init__(self, rep_dim: int, dim: int, whiten: bool = False, eps: float = 1e-3):
+    def __init__(self, rep_dim: int, dim: int, whiten: bool = False, eps: float = 1e-3, noise: float = 0.0,
+                 seed: int = 0):
         super().__init__()
         if not 1 <= dim < rep_dim:
             raise ValueError(f"projection dim must lie in [1, {rep_dim}) (rep_dim {rep_dim}), got {dim}")
         if not isinstance(whiten, bool) or not eps > 0:
             raise ValueError(f"projection needs whiten true/false and eps > 0, got whiten={whiten!r}, eps={eps!r}")
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+            raise ValueError(f"projection noise must be a number >= 0, got {noise!r}")
+        if noise > 0 and not whiten:
+            raise ValueError("projection noise needs whiten: true (without it the learned projection can scale the "
+                             "frames up until a fixed noise is negligible)")
         self.down = nn.Linear(rep_dim, dim, bias=False)
         self.up = nn.Linear(dim, rep_dim)
-        self.whiten, self.eps = whiten, float(eps)
+        self.whiten, self.eps, self.noise, self.seed = whiten, float(eps), float(noise), int(seed)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         z = self.down(x)
         if self.whiten:
             z = whiten_frames(z, mask, self.eps)
+        if self.noise > 0:
+            z = z + self.noise * frame_noise(z, mask, self.seed, fresh=self.training)
         return self.up(z)
+
+
+def frame_noise(z: torch.Tensor, mask: torch.Tensor, seed: int, fresh: bool) -> torch.Tensor:
+    """``N(0, 1)`` noise of ``z``'s shape on the valid frames (``mask`` [B, T]), zero on padding.
+
+    ``fresh``: from the global generator. Otherwise one generator per utterance, seeded by ``seed`` and a hash of
+    the utterance's valid frames rounded to 1e-3: the same utterance gets the same noise in any batch.
+    """
+    m = mask.unsqueeze(-1).to(z.dtype)
+    if fresh:
+        return torch.randn_like(z) * m
+    out = torch.zeros_like(z)
+    for b in range(z.shape[0]):
+        frames = z[b][mask[b]].detach()
+        key = torch.round(frames * 1000.0).to(torch.int64).cpu().numpy().tobytes()
+        digest = hashlib.blake2b(key, digest_size=8, key=str(seed).encode()).digest()
+        gen = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+        out[b][mask[b]] = torch.randn(frames.shape, generator=gen, dtype=torch.float64).to(z.dtype).to(z.device)
+    return out
 
 
 def whiten_frames(z: torch.Tensor, mask: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -277,8 +311,9 @@ def _instance_norm(rep_dim: int, seed: int) -> Stage:
 
 
 @BOTTLENECKS.register("projection")
-def _projection(rep_dim: int, seed: int, dim: int = 32, whiten: bool = False, eps: float = 1e-3) -> Stage:
-    return Projection(rep_dim, int(dim), whiten=whiten, eps=float(eps))
+def _projection(rep_dim: int, seed: int, dim: int = 32, whiten: bool = False, eps: float = 1e-3,
+                noise: float = 0.0) -> Stage:
+    return Projection(rep_dim, int(dim), whiten=whiten, eps=float(eps), noise=noise, seed=seed)
 
 
 @BOTTLENECKS.register("vq")

@@ -215,3 +215,46 @@ def test_vq_ema_update_and_dead_code_restart_on_toy():
     vq.set_step(2)
     vq(torch.tensor([[[7.0], [7.0]]]), mask)
     assert float(vq.codebook[0, 1, 0]) == 7.0
+
+
+def test_noisy_whitened_projection_statistics_determinism_and_gradient():
+    from speechfl.privacy.bottleneck import frame_noise, whiten_frames
+
+    torch.manual_seed(0)
+    proj = Projection(6, 3, whiten=True, noise=0.5, seed=11).double()
+    x = torch.randn(2, 40, 6, dtype=D)
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[1, 25:] = False
+    clean = Projection(6, 3, whiten=True).double()
+    clean.load_state_dict(proj.state_dict())
+    # at inference the noise is a function of the utterance: the same in any batch, different between utterances
+    proj.eval()
+    a = proj(x, mask)
+    alone = proj(x[1:2, :25], torch.ones(1, 25, dtype=torch.bool))
+    assert torch.allclose(alone[0], a[1, :25], atol=1e-12)
+    assert torch.equal(proj(x, mask), a)
+    z = whiten_frames(proj.down(x), mask, proj.eps)
+    n = frame_noise(z, mask, 11, fresh=False)
+    assert torch.equal(n[1, 25:], torch.zeros(15, 3, dtype=D))  # padding untouched
+    assert not torch.allclose(n[0, :25], n[1, :25])
+    assert not torch.equal(frame_noise(z, mask, 12, fresh=False), n)  # the seed matters
+    # y = U (z + s n): the noise is s * n mapped by U
+    assert torch.allclose(a - clean(x, mask), (0.5 * n) @ proj.up.weight.T, atol=1e-12)
+    # in training it is fresh N(0, s^2) noise: sample std over many frames
+    proj.train()
+    big = torch.randn(4, 500, 3, dtype=D)
+    drawn = frame_noise(big, torch.ones(4, 500, dtype=torch.bool), 0, fresh=True)
+    assert abs(float(drawn.std()) - 1.0) < 0.05 and abs(float(drawn.mean())) < 0.05
+    # additive noise leaves the gradient of the clean path unchanged (same draws: same global seed)
+    xg = x.clone().requires_grad_(True)
+    torch.manual_seed(3)
+    (g_noisy,) = torch.autograd.grad((proj(xg, mask) ** 2).sum(), xg)
+    torch.manual_seed(3)
+    eps_draw = frame_noise(z, mask, 0, fresh=True)
+    xc = x.clone().requires_grad_(True)
+    zc = whiten_frames(proj.down(xc), mask, proj.eps)
+    (g_ref,) = torch.autograd.grad((proj.up(zc + 0.5 * eps_draw) ** 2).sum(), xc)
+    assert torch.allclose(g_noisy, g_ref, atol=1e-10)
+    for bad, match in [({"noise": 0.5}, "noise needs whiten: true"), ({"whiten": True, "noise": -1.0}, "noise must be")]:
+        with pytest.raises(ValueError, match=match):
+            Projection(6, 3, **bad)
