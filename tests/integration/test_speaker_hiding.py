@@ -148,3 +148,22 @@ def test_vq_codebook_is_fit_by_the_server_on_public_utterances_after_the_warmup(
     got = one.server.global_flat[setup.layout.slices()["bottleneck.stages.1.codebook"]].view(1, 4, -1)[0]
     assert torch.allclose(got, want, atol=1e-4)
     assert one._fit_codebooks(3) == []  # once
+
+
+def test_noisy_whitened_bottleneck_resumes_bit_identically_and_evaluates_the_same_twice(tiny_hparams_overrides,
+                                                                                         tmp_path):
+    from tests.integration.helpers import straight_and_resumed
+
+    extra = ("--rounds=3", "--clients_per_round=2", "--eval_every=0",
+             "--bottleneck=[{name: projection, dim: 8, whiten: true, noise: 0.5}]")
+    full, resumed = straight_and_resumed(tiny_hparams_overrides, tmp_path, 1, *extra)  # noise drawn in every round
+    assert torch.equal(resumed.server.global_flat, full.server.global_flat)
+    model = full.global_model().eval()
+    manifest, corpus = full.setup.corpus.manifests["train"], full.setup.corpus
+    ids = [r["ID"] for r in read_manifest(manifest)][:6]
+    first, _ = extract(model, manifest, ids, corpus)
+    second, _ = extract(model, manifest, ids, corpus)
+    assert all(torch.equal(a, b) for a, b in zip(first.frames, second.frames))  # inference noise: per utterance
+    model.bottleneck.stages[0].noise = 0.0
+    clean, _ = extract(model, manifest, ids, corpus)
+    assert all(not torch.allclose(a, b) for a, b in zip(first.frames, clean.frames))  # and it is there
