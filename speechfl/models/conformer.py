@@ -39,6 +39,7 @@ from speechbrain.nnet.CNN import Conv2d
 from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.normalization import LayerNorm
 
+from speechfl.models.adversary import length_mask
 from speechfl.models.asr import CTCModel, subsample, subsampled_bins
 from speechfl.models.protocol import mark_constant_buffers
 
@@ -170,7 +171,5 @@ class ConformerASR(CTCModel):
         """The blocks after an inner bottleneck, then the encoder's final norm (identity without one)."""
         if self.split is None:
             return reps
-        T = reps.shape[1]
-        n = (lengths * T).round().clamp(min=1, max=T)
-        pad = torch.arange(T, device=reps.device)[None, :] >= n[:, None]
+        pad = ~length_mask(lengths, reps.shape[1])  # the padding encode_frames masked, from the same lengths
         return self.encoder.norm(self._blocks(reps, pad, self.encoder.layers[self.split:]))
